@@ -1,0 +1,79 @@
+"""`Animation`: what a run of the model produces, as plain arrays that cross process boundaries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import TalkingHeadError
+from .mesh_io import write_mesh
+
+ARRAY_FIELDS = ("vertices", "neutral", "emotional", "rotation", "translation", "emotion_probs")
+
+
+@dataclass
+class Animation:
+    """One clip's animation at `fps` (25), all float32.
+
+    vertices (N, V, 3): final faces with head motion, v_t = R_t (ye_t - P) + P + tau_t;
+    neutral, emotional (N, V, 3): Gn's and Ge's faces, without head motion;
+    rotation (N, 3, 3) and translation (N, 3): head motion about `pivot` (3,);
+    emotion_probs (N, C) with `emotion_labels` (C names): what the emotion encoder heard.
+    """
+
+    vertices: np.ndarray
+    neutral: np.ndarray
+    emotional: np.ndarray
+    rotation: np.ndarray
+    translation: np.ndarray
+    emotion_probs: np.ndarray
+    emotion_labels: list[str]
+    pivot: np.ndarray
+    fps: int = 25
+    faces: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.int32))
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.vertices.shape[0])
+
+    def save_npz(self, path: str | Path) -> None:
+        np.savez_compressed(
+            path,
+            **{name: getattr(self, name).astype(np.float32) for name in ARRAY_FIELDS},
+            emotion_labels=np.asarray(self.emotion_labels, dtype=str),
+            pivot=self.pivot.astype(np.float32),
+            fps=np.int32(self.fps),
+            faces=self.faces.astype(np.int32),
+        )
+
+    @classmethod
+    def load_npz(cls, path: str | Path) -> "Animation":
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {name: data[name] for name in ARRAY_FIELDS}
+                return cls(
+                    **arrays,
+                    emotion_labels=[str(x) for x in data["emotion_labels"]],
+                    pivot=data["pivot"],
+                    fps=int(data["fps"]),
+                    faces=data["faces"],
+                )
+        except (OSError, KeyError, ValueError) as exc:
+            raise TalkingHeadError(f"not a Talking Head animation file ({exc}): {path}") from None
+
+    def write_frames(self, target: str | Path, mesh_format: str = "ply") -> list[Path]:
+        """One mesh per frame. `target` is a folder, or OUT.ply / OUT.obj naming OUT_00000.ply, ..."""
+        target = Path(target)
+        if target.suffix.lower() in (".ply", ".obj"):
+            folder, stem, suffix = target.parent, target.stem + "_", target.suffix.lower()
+        else:
+            folder, stem, suffix = target, "frame_", "." + mesh_format
+        folder.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for i, frame in enumerate(self.vertices):
+            path = folder / f"{stem}{i:05d}{suffix}"
+            write_mesh(path, frame, self.faces)
+            paths.append(path)
+        return paths

@@ -1,0 +1,117 @@
+"""Model bundles: a folder with config.json, model.safetensors, template.ply and the encoders.
+
+Loading reads JSON, safetensors and PLY only: no pickle, and no code from the bundle.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .config import ModelConfig
+from .encoders import ContextEncoder, EmotionEncoder, resolve_source
+from .errors import BundleError, MeshError
+from .mesh_io import Mesh, read_mesh, write_mesh
+from .model import TalkingHeadModel
+
+CONFIG = "config.json"
+WEIGHTS = "model.safetensors"
+TEMPLATE = "template.ply"
+EMOTIONS = ["neutral", "happy", "sad", "angry", "surprised"]
+BIWI_SEEN_SUBJECTS = ["F2", "F3", "F4", "M3", "M4", "M5"]
+
+
+@dataclass
+class ModelBundle:
+    """A loaded bundle: its folder, configuration, generators and template mesh."""
+
+    path: Path
+    config: ModelConfig
+    model: TalkingHeadModel
+    template: Mesh
+
+    @property
+    def pivot(self) -> np.ndarray:
+        """Head pivot P (3,): the configured one, else the template centroid."""
+        if self.config.pivot is not None:
+            return np.asarray(self.config.pivot, dtype=np.float32)
+        return self.template.vertices.mean(axis=0).astype(np.float32)
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "cpu") -> "ModelBundle":
+        path = Path(path)
+        if not path.is_dir():
+            raise BundleError(f"model bundle folder not found: {path}")
+        for name in (CONFIG, WEIGHTS, TEMPLATE):
+            if not (path / name).is_file():
+                raise BundleError(f"model bundle {path} is missing {name}")
+        config = ModelConfig.load(path / CONFIG)
+        try:
+            template = read_mesh(path / TEMPLATE)
+        except MeshError as exc:
+            raise BundleError(f"model bundle {path}: {exc}") from None
+        if template.n_vertices != config.n_vertices:
+            raise BundleError(
+                f"model bundle {path}: {TEMPLATE} has {template.n_vertices} vertices but config.json "
+                f"says {config.n_vertices}"
+            )
+        model = TalkingHeadModel(config)
+        model.load_state_dict(_read_weights(path / WEIGHTS, model), strict=True)
+        model.to(device).eval()
+        return cls(path=path, config=config, model=model, template=template)
+
+    def save(self, path: str | Path) -> None:
+        """Write config, weights and template; encoders are saved separately (`save_encoders`)."""
+        from safetensors.torch import save_file
+
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        self.config.save(path / CONFIG)
+        state = {k: v.detach().contiguous().cpu() for k, v in self.model.state_dict().items()}
+        save_file(state, str(path / WEIGHTS), metadata={"format": "pt"})
+        write_mesh(path / TEMPLATE, self.template.vertices, self.template.faces)
+        self.path = path
+
+    def encoder_source(self, which: str) -> str:
+        source = self.config.context_encoder if which == "context" else self.config.emotion_encoder
+        return resolve_source(source, self.path)
+
+    def load_encoders(self, device: str = "cpu") -> tuple[ContextEncoder, EmotionEncoder]:
+        cfg = self.config
+        context = ContextEncoder(self.encoder_source("context"), cfg.encode_window_s, cfg.encode_context_s, device)
+        emotion = EmotionEncoder(self.encoder_source("emotion"), cfg.encode_window_s, cfg.encode_context_s, device)
+        if context.dim != cfg.context_dim or emotion.dim != cfg.emotion_dim:
+            raise BundleError(
+                f"model bundle {self.path}: encoders give {context.dim}/{emotion.dim}-d features but the "
+                f"generators expect {cfg.context_dim}/{cfg.emotion_dim}"
+            )
+        return context, emotion
+
+
+def _read_weights(path: Path, model: TalkingHeadModel) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise BundleError(f"{path.name} in {path.parent} is corrupt or unreadable ({str(exc).splitlines()[0]})") from None
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        raise BundleError(
+            f"{path.name} does not match config.json: {len(missing)} missing and {len(unexpected)} "
+            f"unexpected tensors (e.g. {(missing or unexpected)[0]})"
+        )
+    for name, tensor in state.items():
+        if tensor.shape != expected[name].shape:
+            raise BundleError(
+                f"{path.name} does not match config.json: {name} has shape {tuple(tensor.shape)}, "
+                f"expected {tuple(expected[name].shape)} (wrong vertex count?)"
+            )
+    # Half-precision bundles are widened on load; the generators always run in float32.
+    return {name: tensor.to(expected[name].dtype) for name, tensor in state.items()}

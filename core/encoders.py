@@ -1,0 +1,176 @@
+"""The two frozen speech encoders (METHOD.md sections 1 and 4), loaded with transformers.
+
+A source is a folder written by `save_pretrained` or a hub id: both go through the same
+`from_pretrained` call. Long audio is encoded in overlapping windows so memory stays flat.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .errors import BundleError
+
+# wav2vec2's convolutional front end: 400-sample receptive field, 320-sample stride (20 ms).
+RECEPTIVE_FIELD = 400
+STRIDE = 320
+# Shorter input gets zero padding to this many samples, then the extra frames are cut off.
+MIN_SAMPLES = 8_000
+
+
+@dataclass
+class EmotionFeatures:
+    """Emotion encoder output at the encoder's frame rate (M frames).
+
+    hidden (M, De): backbone hidden states; logits (M, C): per-frame class scores (see
+    `EmotionEncoder`), labels: the C class names.
+    """
+
+    hidden: torch.Tensor
+    logits: torch.Tensor
+    labels: list[str]
+
+
+def load_pretrained(model_class, source: str, what: str):
+    """`model_class.from_pretrained(source)`, with a one-line error when it cannot be loaded."""
+    quiet_transformers()
+    try:
+        model = model_class.from_pretrained(source)
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BundleError(f"cannot load the {what} from {source!r}: {first}") from None
+    model.eval()
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    return model
+
+
+def quiet_transformers() -> None:
+    """Keep transformers' load reports and progress bars out of the user's terminal."""
+    from transformers.utils import logging
+
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()
+
+
+class _WindowedEncoder:
+    """Runs a wav2vec2-style model over long audio in windows with context on both sides.
+
+    Each window encodes `window` seconds plus `context` seconds either side and keeps only its
+    own frames, so a frame depends on at most window + context seconds of audio around it.
+    """
+
+    def __init__(self, window_s: float, context_s: float) -> None:
+        self.window = max(1, int(window_s * 16_000) // STRIDE) * STRIDE
+        self.context = int(context_s * 16_000) // STRIDE * STRIDE
+
+    @staticmethod
+    def frames_for(samples: int) -> int:
+        """Frames wav2vec2 yields for this many samples (at least one)."""
+        return max(1, (samples - RECEPTIVE_FIELD) // STRIDE + 1)
+
+    def encode(self, samples: np.ndarray, run) -> list[torch.Tensor]:
+        """`run(chunk (1, S) tensor)` returns a list of (1, m, C) outputs; stitched along time."""
+        length = max(len(samples), MIN_SAMPLES)
+        audio = np.zeros(length, np.float32)
+        audio[: len(samples)] = samples
+        total = self.frames_for(length)
+        pieces: list[list[torch.Tensor]] = []
+        for begin in range(0, length, self.window):
+            lo = max(0, begin - self.context)
+            hi = min(length, begin + self.window + self.context)
+            outputs = run(torch.from_numpy(audio[lo:hi]).unsqueeze(0))
+            first = (begin - lo) // STRIDE
+            keep = min(self.window // STRIDE, total - begin // STRIDE)
+            if keep <= 0:
+                break
+            pieces.append([o[:, first : first + keep] for o in outputs])
+        stitched = [torch.cat(parts, dim=1)[0] for parts in zip(*pieces)]
+        return [s[: self.frames_for(len(samples))] for s in stitched]
+
+
+class ContextEncoder:
+    """E_c: last hidden state of a frozen wav2vec2 (any checkpoint Wav2Vec2Model loads)."""
+
+    def __init__(self, source: str, window_s: float = 20.0, context_s: float = 2.0, device: str = "cpu") -> None:
+        from transformers import Wav2Vec2Model
+
+        self.model = load_pretrained(Wav2Vec2Model, source, "context encoder").to(device)
+        self.device = device
+        self.windows = _WindowedEncoder(window_s, context_s)
+
+    @property
+    def dim(self) -> int:
+        return int(self.model.config.hidden_size)
+
+    @torch.no_grad()
+    def encode(self, samples: np.ndarray) -> torch.Tensor:
+        """Normalised 16 kHz samples -> (M, Dc) hidden states on the CPU."""
+
+        def run(chunk: torch.Tensor) -> list[torch.Tensor]:
+            return [self.model(chunk.to(self.device)).last_hidden_state.float().cpu()]
+
+        return self.windows.encode(samples, run)[0]
+
+
+class EmotionEncoder:
+    """E_e: a frozen wav2vec2 speech-emotion classifier (`Wav2Vec2ForSequenceClassification`).
+
+    Its head is linear -> mean pool -> linear; both maps are linear, so applying them to each
+    frame and averaging over a window equals classifying that window. The per-frame scores are
+    averaged over `smooth_s` seconds around each frame: what the classifier says of that second.
+    """
+
+    def __init__(self, source: str, window_s: float = 20.0, context_s: float = 2.0, device: str = "cpu", smooth_s: float = 1.0) -> None:
+        from transformers import AutoModelForAudioClassification
+
+        self.model = load_pretrained(AutoModelForAudioClassification, source, "emotion encoder").to(device)
+        if not (hasattr(self.model, "projector") and hasattr(self.model, "classifier")):
+            raise BundleError(
+                f"emotion encoder {source!r} is a {type(self.model).__name__}; a wav2vec2-style "
+                "sequence classifier (projector + classifier) is needed"
+            )
+        self.device = device
+        self.windows = _WindowedEncoder(window_s, context_s)
+        self.smooth = max(1, int(round(smooth_s * 16_000 / STRIDE)))
+        id2label = self.model.config.id2label
+        self.labels = [str(id2label[i]) for i in range(len(id2label))]
+
+    @property
+    def dim(self) -> int:
+        return int(self.model.config.hidden_size)
+
+    @torch.no_grad()
+    def encode(self, samples: np.ndarray) -> EmotionFeatures:
+        model = self.model
+        weighted = getattr(model.config, "use_weighted_layer_sum", False)
+
+        def run(chunk: torch.Tensor) -> list[torch.Tensor]:
+            out = model.base_model(chunk.to(self.device), output_hidden_states=weighted)
+            if weighted:
+                stacked = torch.stack(out.hidden_states, dim=1)
+                norm = torch.softmax(model.layer_weights, dim=-1).view(-1, 1, 1)
+                pooled_input = (stacked * norm).sum(dim=1)
+            else:
+                pooled_input = out.last_hidden_state
+            return [out.last_hidden_state.float().cpu(), model.projector(pooled_input).float().cpu()]
+
+        hidden, projected = self.windows.encode(samples, run)
+        # Mean over a sliding window, then the classifier: logits of that window's pooled features.
+        kernel = torch.ones(1, 1, self.smooth) / self.smooth
+        padded = torch.nn.functional.pad(projected.t().unsqueeze(1), (self.smooth // 2, (self.smooth - 1) // 2), mode="replicate")
+        pooled = torch.nn.functional.conv1d(padded, kernel).squeeze(1).t()
+        weight = model.classifier.weight
+        logits = model.classifier(pooled.to(weight.device, weight.dtype)).float().cpu()
+        return EmotionFeatures(hidden=hidden, logits=logits, labels=self.labels)
+
+
+def resolve_source(source: str, bundle_dir: Path) -> str:
+    """A source relative to the bundle folder if such a folder exists, else as given (path or hub id)."""
+    local = bundle_dir / source
+    if local.is_dir():
+        return str(local)
+    return source

@@ -1,0 +1,437 @@
+"""The whole model of METHOD.md sections 1-7: Gn, Ge, Gh and their composition.
+
+Faces are handled as displacements from the template T, flattened to 3V numbers per frame.
+Each generator runs three ways on the same weights:
+
+* `forward` (teacher forcing): all frames in parallel from ground-truth previous frames;
+* `generate_reference`: autoregressive, recomputing every window in vertex space (slow, the
+  plain reading of the paper, kept as the reference that tests compare against);
+* `generate`: autoregressive and incremental. Because nothing non-linear sits between a
+  decoder's output layer (d -> 3V) and the next query's input layer (3V -> d), their product
+  is a d x d matrix: the loop runs in the 128-d latent space with cached keys/values, and the
+  3V-sized faces are decoded once at the end in one matrix product.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import ModelConfig
+from .rotation import rotation_from_6d
+from .transformer import Decoder, window_start
+
+Progress = Callable[[int, int], None]
+
+
+def interpolate_frames(features: torch.Tensor, length: int) -> torch.Tensor:
+    """Linear interpolation along time (B, M, C) -> (B, length, C): METHOD.md's Interp."""
+    if features.shape[1] == length:
+        return features
+    x = F.interpolate(features.transpose(1, 2), size=length, mode="linear", align_corners=True)
+    return x.transpose(1, 2)
+
+
+def head_noise(seed: int, audio_frames: int, dim: int, block: int = 256) -> torch.Tensor:
+    """z ~ N(0, I) per audio-rate frame (METHOD.md section 6), shape (1, audio_frames, dim).
+
+    Drawn in fixed blocks, each from its own (seed, block) stream, so the noise of a frame
+    does not depend on the clip's length or on the device.
+    """
+    blocks = [np.random.default_rng([seed, b]).standard_normal((block, dim)) for b in range(-(-audio_frames // block))]
+    z = np.concatenate(blocks)[:audio_frames] if blocks else np.zeros((0, dim))
+    return torch.from_numpy(z.astype(np.float32)).unsqueeze(0)
+
+
+def _decoder(cfg: ModelConfig) -> Decoder:
+    return Decoder(cfg.d_model, cfg.n_heads, cfg.ff_dim, cfg.n_layers, cfg.dropout, cfg.max_frames, cfg.k)
+
+
+def _through(linear_in: nn.Linear, *decoders: nn.Linear) -> tuple[torch.Tensor, torch.Tensor]:
+    """(W, b) of h -> linear_in(sum of decoders(h)) for latent h, as one small affine map.
+
+    Computed in float64: the 3V-long inner sums lose digits in float32.
+    """
+    w_in = linear_in.weight.double()
+    weight = sum(w_in @ d.weight.double() for d in decoders)
+    bias = sum(w_in @ d.bias.double() for d in decoders) + linear_in.bias.double()
+    dtype = linear_in.weight.dtype
+    return weight.to(dtype), bias.to(dtype)
+
+
+class NeutralFaceGenerator(nn.Module):
+    """Gn (METHOD.md section 3): what is said, as a neutral face."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        d, v3 = cfg.d_model, 3 * cfg.n_vertices
+        self.audio_in = nn.Linear(cfg.context_dim, d)  # c -> d
+        self.subject_in = nn.Linear(len(cfg.subjects), d, bias=False)  # W_id
+        self.face_in = nn.Linear(v3, d)  # W_v
+        self.decoder = _decoder(cfg)
+        self.viseme_out = nn.Linear(d, v3)  # D_n
+
+    def queries(self, previous: torch.Tensor | None, subject: torch.Tensor, frames: int) -> torch.Tensor:
+        """q_1 = W_id s; q_t = W_v(yn_{t-1} - T) + W_id s. previous: (B, frames - 1, 3V)."""
+        q = self.subject_in(subject).unsqueeze(1).expand(-1, frames, -1)
+        if previous is None or frames == 1:
+            return q
+        return q + F.pad(self.face_in(previous), (0, 0, 1, 0))
+
+
+class EmotionSynthesizer(nn.Module):
+    """Ge (METHOD.md section 5): how it feels, as a residual expression over the neutral face."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        d, v3 = cfg.d_model, 3 * cfg.n_vertices
+        self.audio_in = nn.Linear(cfg.emotion_dim, d)  # e -> d
+        self.neutral_in = nn.Linear(v3, d)  # W_n
+        self.face_in = nn.Linear(v3, d)  # W_e
+        self.person_in = nn.Linear(len(cfg.subjects), d, bias=False)  # W_p: rows are the pivots p_i
+        self.decoder = _decoder(cfg)
+        self.expression_out = nn.Linear(d, v3)  # D_e
+
+    def queries(self, neutral: torch.Tensor, previous: torch.Tensor, person: torch.Tensor) -> torch.Tensor:
+        """q_t = W_n(yn_t - T) + W_e(ye_{t-1} - T) + p with ye_0 = T.
+
+        neutral: (B, T, 3V) this frame's neutral face; previous: (B, T - 1, 3V); person: (B, d).
+        """
+        shifted = F.pad(previous, (0, 0, 1, 0))
+        return self.neutral_in(neutral) + self.face_in(shifted) + person.unsqueeze(1)
+
+
+class HeadMotionSynthesizer(nn.Module):
+    """Gh (METHOD.md section 6): head rotation and translation from the emotional features."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        d, v3 = cfg.d_model, 3 * cfg.n_vertices
+        self.mean = nn.Linear(cfg.emotion_dim, d)  # W_mu
+        self.log_variance = nn.Linear(cfg.emotion_dim, d)  # W_sigma
+        self.face_in = nn.Linear(v3, d)  # W_f
+        self.rotation_in = nn.Linear(9, d)  # W_r
+        self.translation_in = nn.Linear(3, d)  # W_tau
+        self.decoder = _decoder(cfg)
+        self.motion_out = nn.Linear(d, 9)  # 6-D rotation + translation
+
+    def memory(self, emotion: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """ee_j = mu_j + sigma_j * z_j, per audio-rate frame (the reparameterization trick)."""
+        sigma = torch.exp(0.5 * self.log_variance(emotion))
+        return self.mean(emotion) + sigma * noise
+
+    def queries(self, face: torch.Tensor, rotation: torch.Tensor, translation: torch.Tensor) -> torch.Tensor:
+        """q_t = W_f(ye_t - T) + W_r(r_{t-1}) + W_tau(tau_{t-1}), r_0 = I, tau_0 = 0.
+
+        face: (B, T, 3V); rotation: (B, T - 1, 3, 3) and translation (B, T - 1, 3) of the
+        frames before.
+        """
+        b = face.shape[0]
+        eye = torch.eye(3, device=face.device, dtype=face.dtype).reshape(1, 1, 9).expand(b, 1, 9)
+        r = torch.cat([eye, rotation.reshape(b, -1, 9)], dim=1)
+        tau = F.pad(translation, (0, 0, 1, 0))
+        return self.face_in(face) + self.rotation_in(r) + self.translation_in(tau)
+
+
+class ContrastiveHead(nn.Module):
+    """The two linear maps and temperature of Lcon (METHOD.md section 7)."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.speech = nn.Linear(cfg.context_dim + cfg.emotion_dim, cfg.contrastive_dim)
+        self.face = nn.Linear(3 * cfg.n_vertices, cfg.contrastive_dim)
+        self.log_inv_temperature = nn.Parameter(torch.tensor(float(np.log(1.0 / cfg.contrastive_temperature))))
+
+
+@dataclass
+class FaceMotion:
+    """Model output for a batch of clips, as displacements from the template.
+
+    neutral, emotional: (B, N, 3V); rotation: (B, N, 3, 3); translation: (B, N, 3).
+    """
+
+    neutral: torch.Tensor
+    emotional: torch.Tensor
+    rotation: torch.Tensor
+    translation: torch.Tensor
+
+
+class TalkingHeadModel(nn.Module):
+    """Gn -> Ge -> Gh and the composition v_t = R_t (ye_t - P) + P + tau_t."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.neutral = NeutralFaceGenerator(cfg)
+        self.emotion = EmotionSynthesizer(cfg) if cfg.use_emotion_stage else None
+        self.head = HeadMotionSynthesizer(cfg) if cfg.use_head else None
+        self.contrastive = ContrastiveHead(cfg) if cfg.use_contrastive and cfg.use_emotion_stage else None
+
+    # ------------------------------------------------------------------ inputs
+    def person_embeddings(self) -> torch.Tensor:
+        """The pivots p_1..p_S (S, d): the trained person-specific embeddings."""
+        if self.emotion is None:
+            raise ValueError("this model has no emotion stage, hence no person embeddings")
+        return self.emotion.person_in.weight.t()
+
+    def _subject_onehot(self, subject: torch.Tensor) -> torch.Tensor:
+        return F.one_hot(subject, len(self.cfg.subjects)).to(self.neutral.subject_in.weight.dtype)
+
+    def _person(self, subject: torch.Tensor, person: torch.Tensor | None) -> torch.Tensor:
+        if person is not None:
+            return person
+        return self.emotion.person_in(self._subject_onehot(subject))
+
+    # ------------------------------------------------------------------ training
+    def forward(
+        self,
+        context: torch.Tensor,
+        emotion: torch.Tensor,
+        subject: torch.Tensor,
+        target: FaceMotion,
+        noise: torch.Tensor | None = None,
+        person: torch.Tensor | None = None,
+    ) -> FaceMotion:
+        """Teacher forcing: every frame at once, previous frames from `target`.
+
+        context (B, kN, Dc), emotion (B, kN, De): encoder features already at kN frames.
+        Ge is queried with Gn's *predicted* neutral face, so Le reaches Gn too (the
+        single-stage ablation relies on that). Gh sees the predicted emotional face.
+        """
+        frames = target.emotional.shape[1]
+        onehot = self._subject_onehot(subject)
+        n, e, h = self.neutral, self.emotion, self.head
+        if self.cfg.single_stage:
+            # No neutral targets to force with: Gn runs on its own outputs, as at inference.
+            run = self._run_neutral(context, subject, frames, incremental=True)
+            neutral = n.viseme_out(torch.cat(run.neutral_latent, dim=1))
+        else:
+            previous = target.neutral if e is not None else target.emotional
+            q = n.queries(previous[:, :-1], onehot, frames)
+            neutral = n.viseme_out(n.decoder(q, n.audio_in(context)))
+        if e is None:
+            emotional = neutral
+        else:
+            q = e.queries(neutral, target.emotional[:, :-1], self._person(subject, person))
+            emotional = neutral + e.expression_out(e.decoder(q, e.audio_in(emotion)))
+        rotation, translation = self._identity_motion(emotional)
+        if h is not None:
+            if noise is None:
+                noise = torch.randn(emotion.shape[0], emotion.shape[1], self.cfg.d_model, device=emotion.device)
+            q = h.queries(emotional, target.rotation[:, :-1], target.translation[:, :-1])
+            rotation, translation = _decode_motion(h.motion_out(h.decoder(q, h.memory(emotion, noise))))
+        return FaceMotion(neutral, emotional, rotation, translation)
+
+    def head_motion(self, emotion: torch.Tensor, emotional: torch.Tensor, target: FaceMotion, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Gh alone under teacher forcing, for the diversity loss's second noise draw."""
+        h = self.head
+        q = h.queries(emotional, target.rotation[:, :-1], target.translation[:, :-1])
+        return _decode_motion(h.motion_out(h.decoder(q, h.memory(emotion, noise))))
+
+    # ------------------------------------------------------------------ inference
+    @torch.no_grad()
+    def generate(
+        self,
+        context: torch.Tensor,
+        emotion: torch.Tensor,
+        subject: torch.Tensor,
+        noise: torch.Tensor | None = None,
+        person: torch.Tensor | None = None,
+        with_head: bool = True,
+        progress: Progress | None = None,
+    ) -> FaceMotion:
+        """Autoregressive inference with cached keys/values (cost per frame bounded)."""
+        return self._generate(context, emotion, subject, noise, person, with_head, progress, incremental=True)
+
+    @torch.no_grad()
+    def generate_reference(
+        self,
+        context: torch.Tensor,
+        emotion: torch.Tensor,
+        subject: torch.Tensor,
+        noise: torch.Tensor | None = None,
+        person: torch.Tensor | None = None,
+        with_head: bool = True,
+    ) -> FaceMotion:
+        """The naive reading: every step recomputes its whole window in vertex space."""
+        return self._generate(context, emotion, subject, noise, person, with_head, None, incremental=False)
+
+    def _generate(self, context, emotion, subject, noise, person, with_head, progress, incremental) -> FaceMotion:
+        frames = context.shape[1] // self.cfg.k
+        stages = 1 + (self.emotion is not None) + (self.head is not None and with_head)
+        tick = _ProgressCounter(progress, stages * frames)
+        run = self._run_neutral(context, subject, frames, incremental, tick)
+        if self.emotion is not None:
+            run = self._run_emotion(run, emotion, self._person(subject, person), incremental, tick)
+        if self.head is not None and with_head:
+            if noise is None:
+                noise = torch.randn(emotion.shape[0], emotion.shape[1], self.cfg.d_model, device=emotion.device)
+            run = self._run_head(run, emotion, noise, incremental, tick)
+        return run.motion(self)
+
+    def _run_neutral(self, context, subject, frames, incremental, tick=None) -> "_Run":
+        n = self.neutral
+        memory = n.audio_in(context)
+        base = n.subject_in(self._subject_onehot(subject)).unsqueeze(1)  # (B, 1, d)
+        run = _Run(frames=frames, dtype=memory.dtype)
+        if incremental:
+            w, b = _through(n.face_in, n.viseme_out)
+            latents = run.neutral_latent
+
+            def query(t: int) -> torch.Tensor:
+                return base if t == 0 else base + F.linear(latents[t - 1], w, b)
+
+            _decode_incremental(n.decoder, memory, frames, query, latents.append, self.cfg, tick)
+        else:
+            faces = run.neutral_face
+
+            def query(t: int) -> torch.Tensor:
+                return base if t == 0 else base + n.face_in(faces[t - 1])
+
+            _decode_reference(n.decoder, memory, frames, query, lambda h: faces.append(n.viseme_out(h)), self.cfg)
+        return run
+
+    def _run_emotion(self, run: "_Run", emotion, person, incremental, tick=None) -> "_Run":
+        e, n = self.emotion, self.neutral
+        memory = e.audio_in(emotion)
+        p = person.unsqueeze(1)
+        if incremental:
+            hn, he = run.neutral_latent, run.emotion_latent
+            wn, bn = _through(e.neutral_in, n.viseme_out)
+            we_n, _ = _through(e.face_in, n.viseme_out)
+            we_e, _ = _through(e.face_in, e.expression_out)
+            be = _through(e.face_in, n.viseme_out, e.expression_out)[1]
+
+            def query(t: int) -> torch.Tensor:
+                q = F.linear(hn[t], wn, bn) + p
+                if t == 0:
+                    return q + e.face_in.bias  # ye_0 = T: W_e applied to a zero displacement
+                return q + F.linear(hn[t - 1], we_n) + F.linear(he[t - 1], we_e) + be
+
+            _decode_incremental(e.decoder, memory, run.frames, query, he.append, self.cfg, tick)
+        else:
+            neutral, faces = run.neutral_face, run.emotion_face
+            zero = torch.zeros_like(neutral[0])
+
+            def query(t: int) -> torch.Tensor:
+                previous = faces[t - 1] if t else zero
+                return e.neutral_in(neutral[t]) + e.face_in(previous) + p
+
+            def keep(h: torch.Tensor) -> None:
+                faces.append(neutral[len(faces)] + e.expression_out(h))
+
+            _decode_reference(e.decoder, memory, run.frames, query, keep, self.cfg)
+        return run
+
+    def _run_head(self, run: "_Run", emotion, noise, incremental, tick=None) -> "_Run":
+        h, n, e = self.head, self.neutral, self.emotion
+        memory = h.memory(emotion, noise)
+        b = emotion.shape[0]
+        eye = torch.eye(3, dtype=memory.dtype, device=memory.device).reshape(1, 1, 9).expand(b, 1, 9)
+        zero = torch.zeros(b, 1, 3, dtype=memory.dtype, device=memory.device)
+        motions = run.motion_raw
+
+        def pose_query(t: int) -> torch.Tensor:
+            if t == 0:
+                return h.rotation_in(eye) + h.translation_in(zero)
+            rotation, translation = _decode_motion(motions[t - 1])
+            return h.rotation_in(rotation.reshape(b, 1, 9)) + h.translation_in(translation)
+
+        if incremental:
+            hn, he = run.neutral_latent, run.emotion_latent
+            decoders = (n.viseme_out, e.expression_out) if e is not None else (n.viseme_out,)
+            wf_n = _through(h.face_in, n.viseme_out)[0]
+            bf = _through(h.face_in, *decoders)[1]
+            wf_e = _through(h.face_in, e.expression_out)[0] if e is not None else None
+
+            def query(t: int) -> torch.Tensor:
+                q = F.linear(hn[t], wf_n, bf) + pose_query(t)
+                return q if wf_e is None else q + F.linear(he[t], wf_e)
+
+            _decode_incremental(h.decoder, memory, run.frames, query, lambda x: motions.append(h.motion_out(x)), self.cfg, tick)
+        else:
+            faces = run.emotion_face if e is not None else run.neutral_face
+
+            def query(t: int) -> torch.Tensor:
+                return h.face_in(faces[t]) + pose_query(t)
+
+            _decode_reference(h.decoder, memory, run.frames, query, lambda x: motions.append(h.motion_out(x)), self.cfg)
+        return run
+
+    def _identity_motion(self, faces: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        b, t = faces.shape[:2]
+        rotation = torch.eye(3, dtype=faces.dtype, device=faces.device).expand(b, t, 3, 3)
+        return rotation, faces.new_zeros(b, t, 3)
+
+
+def _decode_motion(raw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Decoder output (..., 9) -> rotation (..., 3, 3) and translation (..., 3)."""
+    return rotation_from_6d(raw[..., :6]), raw[..., 6:9]
+
+
+class _ProgressCounter:
+    def __init__(self, callback: Progress | None, total: int) -> None:
+        self.callback, self.total, self.done = callback, total, 0
+
+    def __call__(self) -> None:
+        self.done += 1
+        if self.callback is not None:
+            self.callback(self.done, self.total)
+
+
+@dataclass
+class _Run:
+    """What the generators produced so far, one list entry (B, 1, ...) per frame."""
+
+    frames: int
+    dtype: torch.dtype
+
+    def __post_init__(self) -> None:
+        self.neutral_latent: list[torch.Tensor] = []
+        self.emotion_latent: list[torch.Tensor] = []
+        self.neutral_face: list[torch.Tensor] = []
+        self.emotion_face: list[torch.Tensor] = []
+        self.motion_raw: list[torch.Tensor] = []
+
+    def motion(self, model: TalkingHeadModel) -> FaceMotion:
+        if self.neutral_latent:  # incremental: decode every face at once
+            neutral = model.neutral.viseme_out(torch.cat(self.neutral_latent, dim=1))
+            emotional = neutral
+            if self.emotion_latent:
+                emotional = neutral + model.emotion.expression_out(torch.cat(self.emotion_latent, dim=1))
+        else:
+            neutral = torch.cat(self.neutral_face, dim=1)
+            emotional = torch.cat(self.emotion_face, dim=1) if self.emotion_face else neutral
+        if self.motion_raw:
+            rotation, translation = _decode_motion(torch.cat(self.motion_raw, dim=1))
+        else:
+            rotation, translation = model._identity_motion(emotional)
+        return FaceMotion(neutral, emotional, rotation, translation)
+
+
+def _decode_incremental(decoder: Decoder, memory, frames, query, keep, cfg: ModelConfig, tick=None) -> None:
+    """Frame by frame with a key/value cache; a full window restarts from its recent frames."""
+    cache = decoder.start_cache(memory)
+    for t in range(frames):
+        start = window_start(t, cfg.max_frames, cfg.window_overlap)
+        if t == 0 or start != cache.window_start:
+            # Open a window: its prompt (the most recent frames) and frame t in parallel.
+            h = decoder.prime(cache, torch.cat([query(s) for s in range(start, t + 1)], dim=1), start)[:, -1:]
+        else:
+            h = decoder.step(cache, query(t))
+        keep(h)
+        if tick:
+            tick()
+
+
+def _decode_reference(decoder: Decoder, memory, frames, query, keep, cfg: ModelConfig) -> None:
+    """Frame by frame, recomputing the whole current window each step (no cache)."""
+    for t in range(frames):
+        start = window_start(t, cfg.max_frames, cfg.window_overlap)
+        queries = torch.cat([query(s) for s in range(start, t + 1)], dim=1)
+        keep(decoder(queries, memory, start)[:, -1:])

@@ -1,0 +1,94 @@
+"""Sound file -> encoders -> Gn -> Ge -> Gh -> `Animation`: the main job, without Blender."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .animation import Animation
+from .audio import frame_count, load_audio, normalize
+from .bundle import ModelBundle
+from .encoders import ContextEncoder, EmotionEncoder
+from .model import head_noise, interpolate_frames
+
+Progress = Callable[[str, int, int], None]
+
+
+class Animator:
+    """A loaded bundle with its encoders, ready to animate clip after clip."""
+
+    def __init__(self, bundle: ModelBundle, device: str = "cpu") -> None:
+        self.bundle = bundle
+        self.device = device
+        bundle.model.to(device)
+        self.context, self.emotion = bundle.load_encoders(device)
+
+    def features(self, samples: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """16 kHz samples -> context (1, kN, Dc), emotion (1, kN, De), emotion probs (N, C)."""
+        cfg = self.bundle.config
+        frames = frame_count(len(samples), cfg.fps)
+        audio = normalize(samples)
+        context = self.context.encode(audio).unsqueeze(0)
+        emotion = self.emotion.encode(audio)
+        audio_frames = cfg.k * frames
+        probs = torch.softmax(interpolate_frames(emotion.logits.unsqueeze(0), frames)[0], dim=-1)
+        return (
+            interpolate_frames(context, audio_frames),
+            interpolate_frames(emotion.hidden.unsqueeze(0), audio_frames),
+            probs,
+        )
+
+    def animate(
+        self,
+        audio: str | Path | np.ndarray,
+        subject: str | None = None,
+        seed: int = 0,
+        with_head: bool = True,
+        person: np.ndarray | None = None,
+        progress: Progress | None = None,
+    ) -> Animation:
+        """Animate one clip. `subject` picks Gn's speaking style and, unless `person` (a style's
+        p*, shape (d,)) is given, Ge's person embedding. Same seed, same head motion."""
+        bundle, cfg, model = self.bundle, self.bundle.config, self.bundle.model
+        samples = load_audio(audio) if not isinstance(audio, np.ndarray) else audio
+        subject_index = cfg.subject_index(subject) if subject else 0
+        if progress:
+            progress("encoding", 0, 1)
+        context, emotion, probs = self.features(samples)
+        if progress:
+            progress("encoding", 1, 1)
+        noise = head_noise(seed, emotion.shape[1], cfg.d_model)
+        person_t = None if person is None else torch.as_tensor(person, dtype=torch.float32).reshape(1, -1).to(self.device)
+        motion = model.generate(
+            context.to(self.device),
+            emotion.to(self.device),
+            torch.tensor([subject_index], device=self.device),
+            noise=noise.to(self.device),
+            person=person_t,
+            with_head=with_head,
+            progress=(lambda done, total: progress("generating", done, total)) if progress else None,
+        )
+        template = bundle.template.vertices
+        shape = (-1, cfg.n_vertices, 3)
+        neutral = template + motion.neutral[0].float().cpu().numpy().reshape(shape)
+        emotional = template + motion.emotional[0].float().cpu().numpy().reshape(shape)
+        rotation = motion.rotation[0].float().cpu().numpy()
+        translation = motion.translation[0].float().cpu().numpy()
+        pivot = bundle.pivot
+        # v_t = R_t (ye_t - P) + P + tau_t  (METHOD.md section 6)
+        vertices = np.einsum("nij,nvj->nvi", rotation, emotional - pivot) + pivot + translation[:, None, :]
+        return Animation(
+            vertices=vertices.astype(np.float32),
+            neutral=neutral.astype(np.float32),
+            emotional=emotional.astype(np.float32),
+            rotation=rotation.astype(np.float32),
+            translation=translation.astype(np.float32),
+            emotion_probs=probs.numpy().astype(np.float32),
+            emotion_labels=list(self.emotion.labels),
+            pivot=pivot,
+            fps=cfg.fps,
+            faces=bundle.template.faces,
+        )

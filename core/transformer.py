@@ -1,0 +1,186 @@
+"""The transformer decoder shared by the three generators, with masks and a key/value cache.
+
+Every generator is a stack of `Nd` post-norm decoder blocks (self-attention, cross-attention,
+feed-forward), as FaceFormer's. The same weights run two ways: `forward` over a whole window
+with masks (training, and the naive reference), and `step` one frame at a time reusing cached
+keys and values (inference), which must agree with `forward` to float precision.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def alignment_bias(frames: int, k: int = 2, device: torch.device | None = None) -> torch.Tensor:
+    """B_A (METHOD.md section 2): face frame i sees only its own k audio frames.
+
+    1-indexed: B_A(i, j) = 0 if k(i-1) < j <= k*i, else -inf. Shape (frames, k * frames).
+    """
+    i = torch.arange(frames, device=device).unsqueeze(1)  # 0-based i' = i - 1
+    j = torch.arange(k * frames, device=device).unsqueeze(0)  # 0-based j' = j - 1
+    allowed = (j >= k * i) & (j < k * (i + 1))
+    bias = torch.full((frames, k * frames), float("-inf"), device=device)
+    return bias.masked_fill(allowed, 0.0)
+
+
+def causal_bias(frames: int, device: torch.device | None = None) -> torch.Tensor:
+    """Frame t attends to frames <= t: 0 on and below the diagonal, -inf above. (frames, frames)."""
+    return torch.triu(torch.full((frames, frames), float("-inf"), device=device), diagonal=1)
+
+
+def sinusoidal_positions(length: int, dim: int) -> torch.Tensor:
+    """Absolute sinusoidal positional encoding (Vaswani et al.), shape (length, dim)."""
+    position = torch.arange(length, dtype=torch.float32).unsqueeze(1)
+    freq = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-math.log(10000.0) / dim))
+    table = torch.zeros(length, dim)
+    table[:, 0::2] = torch.sin(position * freq)
+    table[:, 1::2] = torch.cos(position * freq)
+    return table
+
+
+class Attention(nn.Module):
+    """Multi-head attention whose keys and values can be computed once and reused."""
+
+    def __init__(self, dim: int, heads: int, dropout: float) -> None:
+        super().__init__()
+        self.heads = heads
+        self.query = nn.Linear(dim, dim)
+        self.key = nn.Linear(dim, dim)
+        self.value = nn.Linear(dim, dim)
+        self.out = nn.Linear(dim, dim)
+        self.dropout = dropout
+
+    def split(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T, dim) -> (B, heads, T, dim / heads)."""
+        b, t, d = x.shape
+        return x.view(b, t, self.heads, d // self.heads).transpose(1, 2)
+
+    def keys_values(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.split(self.key(x)), self.split(self.value(x))
+
+    def attend(self, x: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        q = self.split(self.query(x))
+        drop = self.dropout if self.training else 0.0
+        y = F.scaled_dot_product_attention(q, keys, values, attn_mask=bias, dropout_p=drop)
+        b, _, t, _ = y.shape
+        return self.out(y.transpose(1, 2).reshape(b, t, -1))
+
+
+class DecoderBlock(nn.Module):
+    """Post-norm block: self-attention, cross-attention to the audio, feed-forward."""
+
+    def __init__(self, dim: int, heads: int, ff_dim: int, dropout: float) -> None:
+        super().__init__()
+        self.self_attn = Attention(dim, heads, dropout)
+        self.cross_attn = Attention(dim, heads, dropout)
+        self.ff = nn.Sequential(nn.Linear(dim, ff_dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(ff_dim, dim))
+        self.norm1 = nn.LayerNorm(dim)
+        self.norm2 = nn.LayerNorm(dim)
+        self.norm3 = nn.LayerNorm(dim)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        memory_kv: tuple[torch.Tensor, torch.Tensor],
+        self_kv: tuple[torch.Tensor, torch.Tensor],
+        self_bias: torch.Tensor | None,
+        cross_bias: torch.Tensor | None,
+    ) -> torch.Tensor:
+        x = self.norm1(x + self.drop(self.self_attn.attend(x, *self_kv, self_bias)))
+        x = self.norm2(x + self.drop(self.cross_attn.attend(x, *memory_kv, cross_bias)))
+        return self.norm3(x + self.drop(self.ff(x)))
+
+
+@dataclass
+class DecoderCache:
+    """Per-layer state of incremental decoding within one positional window."""
+
+    memory_kv: list[tuple[torch.Tensor, torch.Tensor]]  # per layer, keys/values of all audio frames
+    self_k: list[torch.Tensor] = field(default_factory=list)  # per layer (B, heads, t, dh)
+    self_v: list[torch.Tensor] = field(default_factory=list)
+    window_start: int = 0  # global frame index of position 0
+    length: int = 0  # frames held in the window so far
+
+
+class Decoder(nn.Module):
+    """Positional encoding plus `Nd` decoder blocks over a window of frames."""
+
+    def __init__(self, dim: int, heads: int, ff_dim: int, layers: int, dropout: float, max_frames: int, k: int) -> None:
+        super().__init__()
+        self.k = k
+        self.max_frames = max_frames
+        self.blocks = nn.ModuleList(DecoderBlock(dim, heads, ff_dim, dropout) for _ in range(layers))
+        self.drop = nn.Dropout(dropout)
+        self.register_buffer("positions", sinusoidal_positions(max_frames, dim), persistent=False)
+
+    def forward(self, queries: torch.Tensor, memory: torch.Tensor, start: int = 0) -> torch.Tensor:
+        """Decode window frames [start, start + T) in parallel (teacher forcing / reference).
+
+        queries: (B, T, d) for positions 0..T-1 of the window; memory: (B, k * total_frames, d),
+        the whole clip's audio features; the window's audio is sliced from it.
+        """
+        t = queries.shape[1]
+        if t > self.max_frames:
+            raise ValueError(f"window of {t} frames exceeds the positional range {self.max_frames}")
+        x = self.drop(queries + self.positions[:t])
+        audio = memory[:, self.k * start : self.k * (start + t)]
+        self_bias = causal_bias(t, x.device)
+        cross_bias = alignment_bias(t, self.k, x.device)
+        for block in self.blocks:
+            x = block(x, block.cross_attn.keys_values(audio), block.self_attn.keys_values(x), self_bias, cross_bias)
+        return x
+
+    def start_cache(self, memory: torch.Tensor) -> DecoderCache:
+        """Keys and values of the clip's audio, computed once for every step."""
+        return DecoderCache(memory_kv=[block.cross_attn.keys_values(memory) for block in self.blocks])
+
+    def prime(self, cache: DecoderCache, queries: torch.Tensor, start: int) -> torch.Tensor:
+        """Open a new window at global frame `start` holding `queries` (B, T, d) as its prompt."""
+        t = queries.shape[1]
+        x = self.drop(queries + self.positions[:t])
+        self_bias = causal_bias(t, x.device)
+        cross_bias = alignment_bias(t, self.k, x.device)
+        cache.self_k, cache.self_v = [], []
+        for block, (mk, mv) in zip(self.blocks, cache.memory_kv):
+            k, v = block.self_attn.keys_values(x)
+            cache.self_k.append(k)
+            cache.self_v.append(v)
+            audio_kv = (mk[:, :, self.k * start : self.k * (start + t)], mv[:, :, self.k * start : self.k * (start + t)])
+            x = block(x, audio_kv, (k, v), self_bias, cross_bias)
+        cache.window_start, cache.length = start, t
+        return x
+
+    def step(self, cache: DecoderCache, query: torch.Tensor) -> torch.Tensor:
+        """Decode the next frame (B, 1, d) of the window, appending to the cache."""
+        pos = cache.length
+        frame = cache.window_start + pos
+        x = self.drop(query + self.positions[pos : pos + 1])
+        for i, block in enumerate(self.blocks):
+            k, v = block.self_attn.keys_values(x)
+            cache.self_k[i] = torch.cat([cache.self_k[i], k], dim=2)
+            cache.self_v[i] = torch.cat([cache.self_v[i], v], dim=2)
+            mk, mv = cache.memory_kv[i]
+            # B_A lets frame t see audio frames k*t .. k*t + k - 1 only: attend to exactly those.
+            audio_kv = (mk[:, :, self.k * frame : self.k * (frame + 1)], mv[:, :, self.k * frame : self.k * (frame + 1)])
+            x = block(x, audio_kv, (cache.self_k[i], cache.self_v[i]), None, None)
+        cache.length += 1
+        return x
+
+
+def window_start(frame: int, max_frames: int, overlap: int) -> int:
+    """First frame of the positional window that decodes `frame`.
+
+    Windows start at 0, s, 2s, ... with s = max_frames - overlap; a frame belongs to the latest
+    window that started at or before it and still has room, so each new window carries the
+    `overlap` most recent frames as its prompt.
+    """
+    if frame < max_frames:
+        return 0
+    stride = max_frames - overlap
+    return ((frame - max_frames) // stride + 1) * stride
