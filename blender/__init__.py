@@ -1,0 +1,1 @@
+"""Blender layer: everything that touches bpy (writing animation, export, registration)."""

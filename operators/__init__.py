@@ -1,0 +1,1 @@
+"""Blender operators: thin, options in, one call out."""

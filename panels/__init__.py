@@ -1,0 +1,1 @@
+"""Blender panels: the "Talking Head" sidebar tab."""
