@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .audio import normalize
 from .errors import BundleError
 
 # wav2vec2's convolutional front end: 400-sample receptive field, 320-sample stride (20 ms).
@@ -82,7 +83,8 @@ class _WindowedEncoder:
         for begin in range(0, length, self.window):
             lo = max(0, begin - self.context)
             hi = min(length, begin + self.window + self.context)
-            outputs = run(torch.from_numpy(audio[lo:hi]).unsqueeze(0))
+            # Each window is normalised on its own, as a feature extractor treats one input.
+            outputs = run(torch.from_numpy(normalize(audio[lo:hi])).unsqueeze(0))
             first = (begin - lo) // STRIDE
             keep = min(self.window // STRIDE, total - begin // STRIDE)
             if keep <= 0:
@@ -108,7 +110,7 @@ class ContextEncoder:
 
     @torch.no_grad()
     def encode(self, samples: np.ndarray) -> torch.Tensor:
-        """Normalised 16 kHz samples -> (M, Dc) hidden states on the CPU."""
+        """16 kHz samples -> (M, Dc) hidden states on the CPU."""
 
         def run(chunk: torch.Tensor) -> list[torch.Tensor]:
             return [self.model(chunk.to(self.device)).last_hidden_state.float().cpu()]

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from .animation import Animation
-from .audio import frame_count, load_audio, normalize
+from .audio import frame_count, load_audio
 from .bundle import ModelBundle
 from .encoders import ContextEncoder, EmotionEncoder
 from .model import head_noise, interpolate_frames
@@ -30,9 +30,8 @@ class Animator:
         """16 kHz samples -> context (1, kN, Dc), emotion (1, kN, De), emotion probs (N, C)."""
         cfg = self.bundle.config
         frames = frame_count(len(samples), cfg.fps)
-        audio = normalize(samples)
-        context = self.context.encode(audio).unsqueeze(0)
-        emotion = self.emotion.encode(audio)
+        context = self.context.encode(samples).unsqueeze(0)
+        emotion = self.emotion.encode(samples)
         audio_frames = cfg.k * frames
         probs = torch.softmax(interpolate_frames(emotion.logits.unsqueeze(0), frames)[0], dim=-1)
         return (

@@ -1,0 +1,42 @@
+"""Shared fixtures: a tiny untrained bundle and speech-like clips made on the spot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+def speech_like(seconds: float, rate: int = 16_000, seed: int = 0) -> np.ndarray:
+    """A voiced, syllable-paced signal with pauses: enough structure for the encoders."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * rate)) / rate
+    pitch = 120 + 30 * np.sin(2 * np.pi * 0.7 * t)
+    phase = 2 * np.pi * np.cumsum(pitch) / rate
+    voiced = sum(np.sin(h * phase) / h for h in range(1, 8))
+    syllables = np.clip(np.sin(2 * np.pi * 4 * t), 0, None) * (np.sin(2 * np.pi * 0.4 * t) > -0.6)
+    signal = 0.3 * voiced * syllables + 0.01 * rng.standard_normal(t.shape)
+    return signal.astype(np.float32)
+
+
+def write_clip(path: Path, seconds: float, rate: int = 16_000, seed: int = 0, **kwargs) -> Path:
+    soundfile.write(str(path), speech_like(seconds, rate, seed), rate, **kwargs)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle_dir(tmp_path_factory) -> Path:
+    from talking_head.core.tiny import make_tiny_bundle
+
+    out = tmp_path_factory.mktemp("bundle") / "tiny"
+    make_tiny_bundle(out, n_vertices=200, max_frames=40, window_overlap=15, encode_window_s=1.0, encode_context_s=0.5)
+    return out
+
+
+@pytest.fixture(scope="session")
+def clip_3s(tmp_path_factory) -> Path:
+    return write_clip(tmp_path_factory.mktemp("audio") / "clip.wav", 3.0, rate=22_050)
