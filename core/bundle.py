@@ -79,10 +79,11 @@ class ModelBundle:
         source = self.config.context_encoder if which == "context" else self.config.emotion_encoder
         return resolve_source(source, self.path)
 
-    def load_encoders(self, device: str = "cpu") -> tuple[ContextEncoder, EmotionEncoder]:
+    def load_encoders(self, device: str = "cpu", precision: str = "fp32") -> tuple[ContextEncoder, EmotionEncoder]:
         cfg = self.config
-        context = ContextEncoder(self.encoder_source("context"), cfg.encode_window_s, cfg.encode_context_s, device)
-        emotion = EmotionEncoder(self.encoder_source("emotion"), cfg.encode_window_s, cfg.encode_context_s, device)
+        windows = (cfg.encode_window_s, cfg.encode_context_s)
+        context = ContextEncoder(self.encoder_source("context"), *windows, device, precision)
+        emotion = EmotionEncoder(self.encoder_source("emotion"), *windows, device, precision)
         if context.dim != cfg.context_dim or emotion.dim != cfg.emotion_dim:
             raise BundleError(
                 f"model bundle {self.path}: encoders give {context.dim}/{emotion.dim}-d features but the "

@@ -57,6 +57,13 @@ def quiet_transformers() -> None:
     logging.disable_progress_bar()
 
 
+def autocast(device: str, precision: str):
+    """bf16 autocast for the encoders (about 2x faster on CPUs with AVX-512 BF16), or a no-op."""
+    if precision not in ("fp32", "bf16"):
+        raise BundleError(f"unknown encoder precision {precision!r}; use fp32 or bf16")
+    return torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
 class _WindowedEncoder:
     """Runs a wav2vec2-style model over long audio in windows with context on both sides.
 
@@ -97,11 +104,11 @@ class _WindowedEncoder:
 class ContextEncoder:
     """E_c: last hidden state of a frozen wav2vec2 (any checkpoint Wav2Vec2Model loads)."""
 
-    def __init__(self, source: str, window_s: float = 20.0, context_s: float = 2.0, device: str = "cpu") -> None:
+    def __init__(self, source: str, window_s: float = 20.0, context_s: float = 2.0, device: str = "cpu", precision: str = "fp32") -> None:
         from transformers import Wav2Vec2Model
 
         self.model = load_pretrained(Wav2Vec2Model, source, "context encoder").to(device)
-        self.device = device
+        self.device, self.precision = device, precision
         self.windows = _WindowedEncoder(window_s, context_s)
 
     @property
@@ -113,7 +120,8 @@ class ContextEncoder:
         """16 kHz samples -> (M, Dc) hidden states on the CPU."""
 
         def run(chunk: torch.Tensor) -> list[torch.Tensor]:
-            return [self.model(chunk.to(self.device)).last_hidden_state.float().cpu()]
+            with autocast(self.device, self.precision):
+                return [self.model(chunk.to(self.device)).last_hidden_state.float().cpu()]
 
         return self.windows.encode(samples, run)[0]
 
@@ -126,7 +134,9 @@ class EmotionEncoder:
     averaged over `smooth_s` seconds around each frame: what the classifier says of that second.
     """
 
-    def __init__(self, source: str, window_s: float = 20.0, context_s: float = 2.0, device: str = "cpu", smooth_s: float = 1.0) -> None:
+    def __init__(
+        self, source: str, window_s: float = 20.0, context_s: float = 2.0, device: str = "cpu", precision: str = "fp32", smooth_s: float = 1.0
+    ) -> None:
         from transformers import AutoModelForAudioClassification
 
         self.model = load_pretrained(AutoModelForAudioClassification, source, "emotion encoder").to(device)
@@ -135,7 +145,7 @@ class EmotionEncoder:
                 f"emotion encoder {source!r} is a {type(self.model).__name__}; a wav2vec2-style "
                 "sequence classifier (projector + classifier) is needed"
             )
-        self.device = device
+        self.device, self.precision = device, precision
         self.windows = _WindowedEncoder(window_s, context_s)
         self.smooth = max(1, int(round(smooth_s * 16_000 / STRIDE)))
         id2label = self.model.config.id2label
@@ -151,14 +161,15 @@ class EmotionEncoder:
         weighted = getattr(model.config, "use_weighted_layer_sum", False)
 
         def run(chunk: torch.Tensor) -> list[torch.Tensor]:
-            out = model.base_model(chunk.to(self.device), output_hidden_states=weighted)
-            if weighted:
-                stacked = torch.stack(out.hidden_states, dim=1)
-                norm = torch.softmax(model.layer_weights, dim=-1).view(-1, 1, 1)
-                pooled_input = (stacked * norm).sum(dim=1)
-            else:
-                pooled_input = out.last_hidden_state
-            return [out.last_hidden_state.float().cpu(), model.projector(pooled_input).float().cpu()]
+            with autocast(self.device, self.precision):
+                out = model.base_model(chunk.to(self.device), output_hidden_states=weighted)
+                if weighted:
+                    stacked = torch.stack(out.hidden_states, dim=1)
+                    norm = torch.softmax(model.layer_weights, dim=-1).view(-1, 1, 1)
+                    pooled_input = (stacked * norm).sum(dim=1)
+                else:
+                    pooled_input = out.last_hidden_state
+                return [out.last_hidden_state.float().cpu(), model.projector(pooled_input).float().cpu()]
 
         hidden, projected = self.windows.encode(samples, run)
         # Mean over a sliding window, then the classifier: logits of that window's pooled features.

@@ -53,15 +53,11 @@ def _decoder(cfg: ModelConfig) -> Decoder:
 
 
 def _through(linear_in: nn.Linear, *decoders: nn.Linear) -> tuple[torch.Tensor, torch.Tensor]:
-    """(W, b) of h -> linear_in(sum of decoders(h)) for latent h, as one small affine map.
-
-    Computed in float64: the 3V-long inner sums lose digits in float32.
-    """
-    w_in = linear_in.weight.double()
-    weight = sum(w_in @ d.weight.double() for d in decoders)
-    bias = sum(w_in @ d.bias.double() for d in decoders) + linear_in.bias.double()
-    dtype = linear_in.weight.dtype
-    return weight.to(dtype), bias.to(dtype)
+    """(W, b) of h -> linear_in(sum of decoders(h)) for latent h, as one small affine map."""
+    w_in = linear_in.weight
+    weight = sum(w_in @ d.weight for d in decoders)
+    bias = w_in @ sum(d.bias for d in decoders) + linear_in.bias
+    return weight, bias
 
 
 class NeutralFaceGenerator(nn.Module):

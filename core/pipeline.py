@@ -20,11 +20,13 @@ Progress = Callable[[str, int, int], None]
 class Animator:
     """A loaded bundle with its encoders, ready to animate clip after clip."""
 
-    def __init__(self, bundle: ModelBundle, device: str = "cpu") -> None:
+    def __init__(self, bundle: ModelBundle, device: str = "cpu", precision: str = "fp32") -> None:
+        """precision: "fp32", or "bf16" to run the encoders about twice as fast (features
+        within about 2% of fp32); the generators always run in float32."""
         self.bundle = bundle
         self.device = device
         bundle.model.to(device)
-        self.context, self.emotion = bundle.load_encoders(device)
+        self.context, self.emotion = bundle.load_encoders(device, precision)
 
     def features(self, samples: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """16 kHz samples -> context (1, kN, Dc), emotion (1, kN, De), emotion probs (N, C)."""
@@ -72,20 +74,25 @@ class Animator:
         )
         template = bundle.template.vertices
         shape = (-1, cfg.n_vertices, 3)
-        neutral = template + motion.neutral[0].float().cpu().numpy().reshape(shape)
-        emotional = template + motion.emotional[0].float().cpu().numpy().reshape(shape)
+        # The arrays are large (N x V x 3): work in place where numpy allows.
+        neutral = motion.neutral[0].float().cpu().numpy().reshape(shape)
+        neutral += template
+        emotional = motion.emotional[0].float().cpu().numpy().reshape(shape)
+        emotional += template
         rotation = motion.rotation[0].float().cpu().numpy()
         translation = motion.translation[0].float().cpu().numpy()
         pivot = bundle.pivot
         # v_t = R_t (ye_t - P) + P + tau_t  (METHOD.md section 6)
-        vertices = np.einsum("nij,nvj->nvi", rotation, emotional - pivot) + pivot + translation[:, None, :]
+        centred = emotional - pivot
+        vertices = np.matmul(centred, rotation.transpose(0, 2, 1), out=centred)
+        vertices += pivot + translation[:, None, :]
         return Animation(
-            vertices=vertices.astype(np.float32),
-            neutral=neutral.astype(np.float32),
-            emotional=emotional.astype(np.float32),
-            rotation=rotation.astype(np.float32),
-            translation=translation.astype(np.float32),
-            emotion_probs=probs.numpy().astype(np.float32),
+            vertices=vertices,
+            neutral=neutral,
+            emotional=emotional,
+            rotation=rotation,
+            translation=translation,
+            emotion_probs=probs.numpy().astype(np.float32, copy=False),
             emotion_labels=list(self.emotion.labels),
             pivot=pivot,
             fps=cfg.fps,
