@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: install test test-fast bench clean
+.PHONY: install test test-fast bench bench-blender extension clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,5 +24,19 @@ test-fast: install
 bench: install
 	$(PY) bench/inference.py
 
+BLENDER_EXT := $(VENV)/lib/python3.11/site-packages/bpy/5.0/scripts/addons_core/bl_pkg/cli/blender_ext.py
+PLYFILE_WHEEL := wheels/plyfile-1.0.3-py3-none-any.whl
+
+$(PLYFILE_WHEEL): | install
+	$(PIP) download --quiet --no-deps --only-binary=:all: --dest wheels plyfile==1.0.3
+
+extension: install $(PLYFILE_WHEEL)
+	$(PY) $(BLENDER_EXT) validate .
+	mkdir -p dist
+	$(PY) $(BLENDER_EXT) build --source-dir . --output-dir dist
+
+bench-blender: install
+	$(PY) bench/blender_write.py
+
 clean:
-	rm -rf $(VENV) out build dist *.egg-info
+	rm -rf $(VENV) out build dist wheels *.egg-info

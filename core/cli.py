@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from .config import VARIANTS
 from .errors import TalkingHeadError
 
 # Show a progress bar only when a clip is at least this long (frames at 25 fps).
@@ -38,6 +39,37 @@ def build_parser() -> argparse.ArgumentParser:
     animate.add_argument("--precision", choices=("fp32", "bf16"), default="fp32", help="encoder precision (bf16: about 2x faster on recent CPUs)")
     animate.add_argument("--mesh-format", choices=("ply", "obj"), default="ply", help="per-frame meshes in a folder")
     animate.set_defaults(run=_run_animate)
+
+    train = commands.add_parser("train", help="train a bundle on a BIWI-layout corpus")
+    train.add_argument("--data", required=True, type=Path, help="corpus folder (BIWI preprocessed layout)")
+    train.add_argument("--out", required=True, type=Path, help="bundle folder to write (best epoch)")
+    train.add_argument("--config", type=Path, help="JSON training settings (epochs, lr, model overrides, ...)")
+    train.add_argument("--epochs", type=int)
+    train.add_argument("--variant", choices=VARIANTS)
+    train.add_argument("--split", choices=("paper", "faceformer"))
+    train.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint")
+    train.add_argument("--context-encoder", default=None, help="folder or hub id (default facebook/wav2vec2-base-960h)")
+    train.add_argument("--emotion-encoder", default=None, help="folder or hub id of a wav2vec2 emotion classifier")
+    train.add_argument("--template", type=Path, help="template mesh with the corpus topology (default: DATA/template.ply)")
+    train.add_argument("--cache", type=Path, help="feature cache folder (default: DATA/.cache)")
+    train.add_argument("--device", default="auto")
+    train.set_defaults(run=_run_train)
+
+    evaluate = commands.add_parser("evaluate", help="metrics of a bundle on a corpus: JSON, Markdown and figures")
+    evaluate.add_argument("--data", required=True, type=Path)
+    evaluate.add_argument("--bundle", required=True, type=Path)
+    evaluate.add_argument("--out", required=True, type=Path, help="report folder")
+    evaluate.add_argument("--subsets", default="SN,SE,UN,UE")
+    evaluate.add_argument("--lip", type=Path, help="lip vertex indices (BIWI: lve.txt); default from corpus.json")
+    evaluate.add_argument("--upper-face", type=Path, help="upper-face vertex indices (BIWI: fdd.txt)")
+    evaluate.add_argument("--style-subject", help="seen subject whose style animates unseen subjects")
+    evaluate.add_argument("--split", choices=("paper", "faceformer"), default="paper")
+    evaluate.add_argument("--cache", type=Path)
+    evaluate.set_defaults(run=_run_evaluate)
+
+    from ..blender import bake as blender_bake  # adds `bake`; bpy is imported only when it runs
+
+    blender_bake.register(commands)
     return parser
 
 
@@ -85,6 +117,39 @@ def _run_animate(args: argparse.Namespace) -> int:
         print(f"wrote {len(paths)} meshes ({paths[0].name} ... {paths[-1].name}) to {paths[0].parent}")
     if not bundle.config.trained:
         print("note: this bundle is UNTRAINED (random weights); its motion is meaningless", file=sys.stderr)
+    return 0
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from .device import resolve_device
+    from .train import DEFAULT_CONTEXT_ENCODER, DEFAULT_EMOTION_ENCODER, TrainingConfig, train
+
+    settings = TrainingConfig.load(args.config, epochs=args.epochs, variant=args.variant, split=args.split)
+    summary = train(
+        args.data,
+        args.out,
+        settings,
+        context_encoder=args.context_encoder or DEFAULT_CONTEXT_ENCODER,
+        emotion_encoder=args.emotion_encoder or DEFAULT_EMOTION_ENCODER,
+        cache=args.cache,
+        resume=args.resume,
+        template=args.template,
+        device=resolve_device(args.device),
+    )
+    print(f"best epoch {summary['best_epoch']} (val {summary['best_val']:.6g}); bundle in {args.out}; "
+          f"median {summary['median_epoch_seconds']:.1f} s per epoch; log {args.out / 'train_log.csv'}")
+    return 0
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate, markdown_table
+
+    report = evaluate(
+        args.data, args.bundle, args.out, [s.strip() for s in args.subsets.split(",") if s.strip()],
+        lip=args.lip, upper_face=args.upper_face, style_subject=args.style_subject, cache=args.cache, split=args.split,
+    )
+    print(markdown_table(report))
+    print(f"report in {args.out}")
     return 0
 
 

@@ -35,9 +35,12 @@ def emit(message: dict) -> None:
 
 def run_job(job: dict) -> dict:
     """Run one job (see the module docstring); returns the final message."""
+    from .audio import load_audio
+
+    emit({"progress": "loading", "done": 0, "total": 1})
+    samples = load_audio(job["audio"])  # check the audio before importing torch
     import numpy as np
 
-    from .audio import load_audio
     from .bundle import ModelBundle
     from .device import resolve_device
     from .pipeline import Animator
@@ -45,8 +48,6 @@ def run_job(job: dict) -> dict:
     out = Path(job["out"])
     out.mkdir(parents=True, exist_ok=True)
     device = resolve_device(job.get("device", "auto"))
-    emit({"progress": "loading", "done": 0, "total": 1})
-    samples = load_audio(job["audio"])
     bundle = ModelBundle.load(job["bundle"], device)
     subject = job.get("subject") or None
     if subject:

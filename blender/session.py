@@ -1,0 +1,208 @@
+"""What the operators and the headless `bake` do, without any UI: pick the sound strip, check the
+target mesh, build the worker's job, and hand the result to the writer. One path for both."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import bpy
+import numpy as np
+
+from ..core.errors import AudioError, BundleError, TalkingHeadError
+from . import dependencies, writer
+from .bundle_info import DEMO_BUNDLE, demo_available, read_bundle_info
+from .worker_client import WorkerJob, WorkerResult
+
+# The template's coordinates are Y-up with the face towards +Z (BIWI); Blender is Z-up and
+# looks at a face from -Y. The template head is turned by this rotation (+90 degrees about X).
+Y_UP_TO_Z_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+
+
+@dataclass
+class AnimateJob:
+    """A checked request: what to run, and where its result goes."""
+
+    job: dict
+    python: str
+    python_paths: list[str]
+    target: bpy.types.Object
+    start: float
+
+
+def bundle_path(settings) -> str:
+    if settings.bundle_source == "DEMO":
+        return str(DEMO_BUNDLE)
+    return bpy.path.abspath(settings.bundle_folder) if settings.bundle_folder else ""
+
+
+def sound_strips(scene: bpy.types.Scene) -> list:
+    editor = scene.sequence_editor
+    return [strip for strip in _all_strips(editor) if strip.type == "SOUND"] if editor else []
+
+
+def find_strip(scene: bpy.types.Scene, name: str):
+    """The sound strip called `name`, else the only sound strip; raises `AudioError`."""
+    strips = sound_strips(scene)
+    for strip in strips:
+        if strip.name == name:
+            return strip
+    if not name and len(strips) == 1:
+        return strips[0]
+    if not strips:
+        raise AudioError("the scene has no sound: use 'Load audio...' or add a sound strip in the Video Sequencer")
+    raise AudioError(f"choose the sound strip to animate to ({len(strips)} in the Video Sequencer)")
+
+
+def add_sound_strip(scene: bpy.types.Scene, filepath: str, frame: int | None = None):
+    """A sound strip for `filepath` at `frame` (default: the current frame) on a free channel."""
+    path = Path(bpy.path.abspath(filepath))
+    if not path.is_file():
+        raise AudioError(f"audio file not found: {path}")
+    editor = scene.sequence_editor or scene.sequence_editor_create()
+    frame = scene.frame_current if frame is None else frame
+    used = {strip.channel for strip in _all_strips(editor)}
+    channel = next(c for c in range(1, 129) if c not in used)
+    strips = editor.strips if hasattr(editor, "strips") else editor.sequences
+    try:
+        return strips.new_sound(path.stem, str(path), channel, int(frame))
+    except RuntimeError as exc:
+        raise AudioError(f"Blender cannot read this sound file ({exc}): {path}") from None
+
+
+def audio_file_of(strip) -> tuple[str, bool]:
+    """A file the worker can read for a sound strip: (path, is_temporary). Packed sounds are
+    written out to a temporary file."""
+    sound = strip.sound
+    if sound.packed_file is not None:
+        suffix = Path(sound.filepath).suffix or ".wav"
+        handle = tempfile.NamedTemporaryFile(prefix="talking_head_", suffix=suffix, delete=False)
+        with handle:
+            handle.write(sound.packed_file.data)
+        return handle.name, True
+    path = Path(bpy.path.abspath(sound.filepath, library=sound.library))
+    if not path.is_file():
+        raise AudioError(f"the sound file of strip '{strip.name}' is missing: {path}")
+    return str(path), False
+
+
+def mesh_object(name: str, vertices: np.ndarray, faces: np.ndarray, collection) -> bpy.types.Object:
+    """A new mesh object from arrays, linked into `collection`."""
+    mesh = bpy.data.meshes.new(name)
+    mesh.vertices.add(len(vertices))
+    mesh.vertices.foreach_set("co", np.ascontiguousarray(vertices, dtype=np.float32).ravel())
+    faces = np.ascontiguousarray(faces, dtype=np.int32)
+    mesh.loops.add(faces.size)
+    mesh.loops.foreach_set("vertex_index", faces.ravel())
+    mesh.polygons.add(len(faces))
+    mesh.polygons.foreach_set("loop_start", np.arange(0, faces.size, 3, dtype=np.int32))
+    mesh.update()
+    mesh.validate(clean_customdata=False)
+    for polygon in mesh.polygons:
+        polygon.use_smooth = True
+    obj = bpy.data.objects.new(name, mesh)
+    collection.objects.link(obj)
+    return obj
+
+
+def add_head(collection, bundle: str, mesh_file: str | None = None, name: str = "Talking Head") -> bpy.types.Object:
+    """The bundle's template (or `mesh_file`, a mesh in template coordinates) as a new object with
+    its origin at the head pivot P, turned from the template's Y-up to Blender's Z-up."""
+    from ..core.mesh_io import read_mesh
+
+    info = read_bundle_info(bundle)
+    template = info.template()
+    mesh = read_mesh(mesh_file) if mesh_file else template
+    if mesh.n_vertices != info.n_vertices:
+        raise writer.MeshMismatchError(
+            f"{Path(mesh_file).name} has {mesh.n_vertices:,} vertices but the model bundle's template has "
+            f"{info.n_vertices:,}; use a mesh with the template's topology"
+        )
+    pivot = info.pivot(template.vertices)
+    obj = mesh_object(name, mesh.vertices - pivot, mesh.faces, collection)
+    obj.rotation_mode = "XYZ"
+    obj.matrix_basis = _matrix(Y_UP_TO_Z_UP, Y_UP_TO_Z_UP @ pivot)
+    return obj
+
+
+def prepare(scene: bpy.types.Scene, settings) -> AnimateJob:
+    """Check everything a user can get wrong before starting the worker; raises TalkingHeadError."""
+    bundle = bundle_path(settings)
+    if settings.bundle_source == "DEMO" and not demo_available():
+        raise BundleError("this build ships no demo model: set Model to 'Folder' and choose a model bundle folder")
+    if not bundle:
+        raise BundleError("choose a model bundle folder")
+    info = read_bundle_info(bundle)
+    writer.check_mesh(settings.target, info.n_vertices)
+    strip = find_strip(scene, settings.strip)
+    python, paths = dependencies.worker_python(_python_path())
+    audio, _ = audio_file_of(strip)
+    subject = settings.subject if settings.subject in info.subjects else ""
+    job = {
+        "audio": audio,
+        "bundle": bundle,
+        "subject": subject,
+        "seed": int(settings.seed),
+        "with_head": bool(settings.head_motion),
+        "device": settings.device,
+    }
+    return AnimateJob(job, python, paths, settings.target, float(_strip_start(strip)))
+
+
+def start(request: AnimateJob) -> WorkerJob:
+    return WorkerJob.start(request.python, request.job, request.python_paths)
+
+
+def apply(scene: bpy.types.Scene, settings, request: AnimateJob, result: WorkerResult) -> writer.TakeInfo:
+    """Write a finished run onto its target (the only step that changes the scene)."""
+    return writer.write_take(
+        request.target,
+        result.animation,
+        result.template,
+        scene,
+        request.start,
+        head_amplitude=settings.head_amplitude,
+        head_motion=bool(settings.head_motion),
+        compact=bool(settings.compact),
+    )
+
+
+def animate(scene: bpy.types.Scene, settings, timeout: float | None = None) -> writer.TakeInfo:
+    """The synchronous path: prepare, run the worker to the end, write."""
+    request = prepare(scene, settings)
+    worker = start(request)
+    try:
+        result = worker.wait(timeout)
+    finally:
+        worker.cleanup()
+    return apply(scene, settings, request, result)
+
+
+def report_message(exc: Exception) -> str:
+    return str(exc) if isinstance(exc, TalkingHeadError) else f"{type(exc).__name__}: {exc}"
+
+
+def _strip_start(strip) -> float:
+    # The sound starts where the strip's content starts (a trimmed strip starts later).
+    return float(strip.frame_start)
+
+
+def _python_path() -> str:
+    from .properties import python_path
+
+    return python_path()
+
+
+def _all_strips(editor) -> list:
+    if editor is None:
+        return []
+    return list(editor.strips_all if hasattr(editor, "strips_all") else editor.sequences_all)
+
+
+def _matrix(rotation: np.ndarray, location: np.ndarray):
+    from mathutils import Matrix
+
+    matrix = Matrix(rotation.tolist()).to_4x4()
+    matrix.translation = location.tolist()
+    return matrix

@@ -1,0 +1,195 @@
+"""Operators: thin wrappers, settings in, one call to blender/session.py out."""
+
+from __future__ import annotations
+
+import random
+
+import bpy
+from bpy.props import StringProperty
+
+from ..blender import session, writer
+
+
+def _settings(context):
+    return context.scene.talking_head
+
+
+class TALKINGHEAD_OT_animate(bpy.types.Operator):
+    """Animate the face to the sound strip (Esc cancels)"""
+
+    bl_idname = "talking_head.animate"
+    bl_label = "Animate"
+    bl_options = {"REGISTER", "UNDO"}
+
+    _worker = None
+    _request = None
+    _timer = None
+
+    @classmethod
+    def poll(cls, context) -> bool:
+        return context.scene is not None and not _settings(context).running
+
+    def execute(self, context):
+        """Synchronous: scripts, tests and `bpy.ops.talking_head.animate()` wait for the result."""
+        settings = _settings(context)
+        try:
+            take = session.animate(context.scene, settings)
+        except Exception as exc:
+            self.report({"ERROR"}, session.report_message(exc))
+            return {"CANCELLED"}
+        self.report({"INFO"}, _summary(take))
+        return {"FINISHED"}
+
+    def invoke(self, context, event):
+        """Interactive: the worker runs in the background; progress in the panel and status bar."""
+        settings = _settings(context)
+        try:
+            self._request = session.prepare(context.scene, settings)
+            self._worker = session.start(self._request)
+        except Exception as exc:
+            self.report({"ERROR"}, session.report_message(exc))
+            return {"CANCELLED"}
+        settings.running, settings.progress, settings.status = True, 0.0, "Starting"
+        wm = context.window_manager
+        self._timer = wm.event_timer_add(0.1, window=context.window)
+        wm.modal_handler_add(self)
+        wm.progress_begin(0, 100)
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context, event):
+        settings = _settings(context)
+        if event.type == "ESC":
+            self._worker.cancel()
+            self._finish(context)
+            self.report({"WARNING"}, "Talking Head: cancelled, the scene is unchanged")
+            return {"CANCELLED"}
+        if event.type != "TIMER":
+            return {"PASS_THROUGH"}
+        done = self._worker.poll()
+        settings.progress, settings.status = self._worker.progress, self._worker.stage
+        context.window_manager.progress_update(int(100 * self._worker.progress))
+        context.workspace.status_text_set(f"Talking Head: {self._worker.stage} {100 * self._worker.progress:.0f}%  (Esc cancels)")
+        _redraw(context)
+        if not done:
+            return {"RUNNING_MODAL"}
+        worker = self._worker
+        self._finish(context)
+        if worker.result is None:
+            self.report({"ERROR"}, worker.error or "the animation worker failed")
+            return {"CANCELLED"}
+        try:
+            take = session.apply(context.scene, settings, self._request, worker.result)
+        except Exception as exc:
+            self.report({"ERROR"}, session.report_message(exc))
+            return {"CANCELLED"}
+        self.report({"INFO"}, _summary(take))
+        return {"FINISHED"}
+
+    def _finish(self, context) -> None:
+        settings = _settings(context)
+        settings.running, settings.progress, settings.status = False, 0.0, ""
+        wm = context.window_manager
+        if self._timer is not None:
+            wm.event_timer_remove(self._timer)
+            self._timer = None
+        wm.progress_end()
+        context.workspace.status_text_set(None)
+        self._worker.cleanup()
+        _redraw(context)
+
+
+class TALKINGHEAD_OT_remove_take(bpy.types.Operator):
+    """Remove this add-on's animation from the face (your own shape keys and actions stay)"""
+
+    bl_idname = "talking_head.remove_take"
+    bl_label = "Remove Animation"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context) -> bool:
+        return writer.has_take(_settings(context).target)
+
+    def execute(self, context):
+        writer.remove_take(_settings(context).target)
+        return {"FINISHED"}
+
+
+class TALKINGHEAD_OT_new_variation(bpy.types.Operator):
+    """Pick a new seed: another head motion for the same speech"""
+
+    bl_idname = "talking_head.new_variation"
+    bl_label = "New Variation"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context):
+        settings = _settings(context)
+        settings.seed = random.randrange(1, 2**31 - 1)
+        return {"FINISHED"}
+
+
+class TALKINGHEAD_OT_load_audio(bpy.types.Operator):
+    """Add a sound file as a sound strip at the current frame and animate to it"""
+
+    bl_idname = "talking_head.load_audio"
+    bl_label = "Load Audio..."
+    bl_options = {"REGISTER", "UNDO"}
+
+    filepath: StringProperty(subtype="FILE_PATH")
+    filter_glob: StringProperty(default="*.wav;*.flac;*.ogg;*.mp3;*.aif;*.aiff;*.m4a", options={"HIDDEN"})
+
+    def invoke(self, context, event):
+        context.window_manager.fileselect_add(self)
+        return {"RUNNING_MODAL"}
+
+    def execute(self, context):
+        try:
+            strip = session.add_sound_strip(context.scene, self.filepath)
+        except Exception as exc:
+            self.report({"ERROR"}, session.report_message(exc))
+            return {"CANCELLED"}
+        _settings(context).strip = strip.name
+        return {"FINISHED"}
+
+
+class TALKINGHEAD_OT_add_template_head(bpy.types.Operator):
+    """Add the model's template head: a mesh the model can animate"""
+
+    bl_idname = "talking_head.add_template_head"
+    bl_label = "Add Template Head"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context):
+        settings = _settings(context)
+        try:
+            obj = session.add_head(context.collection, session.bundle_path(settings))
+        except Exception as exc:
+            self.report({"ERROR"}, session.report_message(exc))
+            return {"CANCELLED"}
+        settings.target = obj
+        if context.view_layer.objects.get(obj.name) is not None:
+            for other in context.selected_objects:
+                other.select_set(False)
+            obj.select_set(True)
+            context.view_layer.objects.active = obj
+        return {"FINISHED"}
+
+
+def _summary(take: writer.TakeInfo) -> str:
+    kind = "PCA shape keys" if take.compact else "shape keys"
+    return f"Talking Head: {take.n_shape_keys} {kind}, frames {take.frame_start}-{take.frame_end}"
+
+
+def _redraw(context) -> None:
+    screen = context.screen
+    for area in screen.areas if screen else ():
+        if area.type in {"VIEW_3D", "SEQUENCE_EDITOR"}:
+            area.tag_redraw()
+
+
+CLASSES = (
+    TALKINGHEAD_OT_animate,
+    TALKINGHEAD_OT_remove_take,
+    TALKINGHEAD_OT_new_variation,
+    TALKINGHEAD_OT_load_audio,
+    TALKINGHEAD_OT_add_template_head,
+)

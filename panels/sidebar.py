@@ -1,0 +1,106 @@
+"""The sidebar panel: 3D Viewport > N panel > Talking Head."""
+
+from __future__ import annotations
+
+import bpy
+
+from ..blender import dependencies, session, writer
+from ..blender.bundle_info import demo_available
+
+
+class TALKINGHEAD_PT_main(bpy.types.Panel):
+    bl_label = "Talking Head"
+    bl_idname = "TALKINGHEAD_PT_main"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "Talking Head"
+
+    def draw(self, context) -> None:
+        from ..blender.properties import python_path
+
+        layout = self.layout
+        settings = context.scene.talking_head
+        ready, message = dependencies.status(python_path())
+        if not ready:
+            box = layout.box()
+            box.label(text="PyTorch is not installed", icon="ERROR")
+            for line in _wrap("Edit > Preferences > Add-ons > Talking Head: 'Install dependencies', or set 'Python with torch'."):
+                box.label(text=line)
+
+        col = layout.column(align=True)
+        col.prop(settings, "target")
+        target = settings.target
+        col.operator("talking_head.add_template_head", icon="USER")
+        if target is not None and target.type == "MESH":
+            try:
+                from ..blender.bundle_info import read_bundle_info
+
+                info = read_bundle_info(session.bundle_path(settings))
+                writer.check_mesh(target, info.n_vertices)
+            except Exception as exc:
+                for index, line in enumerate(_wrap(session.report_message(exc))):
+                    col.label(text=line, icon="ERROR" if index == 0 else "BLANK1")
+
+        col = layout.column(align=True)
+        editor = context.scene.sequence_editor
+        if editor is not None:
+            col.prop_search(settings, "strip", editor, "strips_all" if hasattr(editor, "strips_all") else "sequences_all", icon="SOUND")
+        col.operator("talking_head.load_audio", icon="FILE_SOUND")
+
+        col = layout.column(align=True)
+        col.prop(settings, "bundle_source")
+        if settings.bundle_source == "FOLDER":
+            col.prop(settings, "bundle_folder", text="")
+        elif not demo_available():
+            col.label(text="No demo model in this build: choose a folder", icon="INFO")
+        col.prop(settings, "subject")
+
+        col = layout.column(align=True)
+        col.prop(settings, "head_motion")
+        sub = col.row(align=True)
+        sub.active = settings.head_motion
+        sub.prop(settings, "head_amplitude")
+        row = col.row(align=True)
+        row.prop(settings, "seed")
+        row.operator("talking_head.new_variation", text="", icon="FILE_REFRESH")
+        col.prop(settings, "device")
+        col.prop(settings, "compact")
+
+        if settings.running:
+            layout.progress(factor=settings.progress, text=f"{settings.status} (Esc cancels)")
+        else:
+            row = layout.row()
+            row.scale_y = 1.5
+            row.enabled = ready
+            row.operator("talking_head.animate", icon="PLAY")
+        if writer.has_take(target):
+            layout.operator("talking_head.remove_take", icon="TRASH")
+
+
+class TALKINGHEAD_PT_export(bpy.types.Panel):
+    bl_label = "Bake & Export"
+    bl_idname = "TALKINGHEAD_PT_export"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "Talking Head"
+    bl_parent_id = "TALKINGHEAD_PT_main"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context) -> None:
+        col = self.layout.column(align=True)
+        col.operator("talking_head.export", text="FBX...", icon="EXPORT").format = "FBX"
+        col.operator("talking_head.export", text="Alembic...", icon="EXPORT").format = "ABC"
+
+
+def _wrap(text: str, width: int = 42) -> list[str]:
+    lines, line = [], ""
+    for word in text.split():
+        if line and len(line) + len(word) + 1 > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}".strip()
+    return lines + ([line] if line else [])
+
+
+CLASSES = (TALKINGHEAD_PT_main, TALKINGHEAD_PT_export)

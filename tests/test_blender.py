@@ -1,0 +1,374 @@
+"""The Blender extension, headless with the bpy module and tiny (untrained) bundles: what an
+animator would check after pressing Animate, re-running, cancelling and exporting."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+bpy = pytest.importorskip("bpy")
+soundfile = pytest.importorskip("soundfile")
+
+import talking_head  # noqa: E402
+from talking_head.blender import export, session, writer  # noqa: E402
+from talking_head.blender.worker_client import WorkerJob  # noqa: E402
+from talking_head.core.tiny import make_tiny_bundle  # noqa: E402
+
+BIWI = Path(__file__).resolve().parents[2] / "shared" / "biwi" / "BIWI.ply"
+SMALL_VERTICES = 300
+
+
+def speech_like(path: Path, seconds: float = 1.6, rate: int = 16_000) -> Path:
+    """A vowel-like harmonic signal with pauses."""
+    t = np.arange(int(seconds * rate)) / rate
+    pitch = 140 + 20 * np.sin(2 * np.pi * 0.7 * t)
+    phase = 2 * np.pi * np.cumsum(pitch) / rate
+    voice = sum(np.sin(h * phase) / h for h in range(1, 8))
+    envelope = (np.sin(2 * np.pi * 1.3 * t) > -0.2).astype(float)
+    soundfile.write(path, (0.3 * voice * envelope).astype(np.float32), rate)
+    return path
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("blender")
+    make_tiny_bundle(root / "small", n_vertices=SMALL_VERTICES)
+    return {"root": root, "small": root / "small", "clip": speech_like(root / "clip.wav")}
+
+
+@pytest.fixture(scope="module")
+def small_result(data):
+    """The worker's result on the small bundle: one run, shared by the writer tests."""
+    settings = {"audio": str(data["clip"]), "bundle": str(data["small"]), "seed": 3, "with_head": True, "device": "cpu"}
+    import sys
+
+    worker = WorkerJob.start(sys.executable, settings)
+    try:
+        return worker.wait(300)
+    finally:
+        worker.cleanup()
+
+
+@pytest.fixture
+def addon():
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    talking_head.register()
+    yield bpy.context.scene
+    talking_head.unregister()
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+
+
+def setup_scene(scene, bundle: Path, clip: Path, strip_frame: int = 1, fps: int = 25):
+    scene.render.fps, scene.render.fps_base = fps, 1.0
+    settings = scene.talking_head
+    settings.bundle_source, settings.bundle_folder = "FOLDER", str(bundle)
+    assert bpy.ops.talking_head.add_template_head() == {"FINISHED"}
+    scene.frame_current = strip_frame
+    assert bpy.ops.talking_head.load_audio(filepath=str(clip)) == {"FINISHED"}
+    settings.device = "cpu"
+    return settings
+
+
+def evaluated_local(obj, frame: int) -> np.ndarray:
+    bpy.context.scene.frame_set(frame)
+    mesh = obj.evaluated_get(bpy.context.evaluated_depsgraph_get()).data
+    co = np.empty(len(mesh.vertices) * 3, dtype=np.float32)
+    mesh.vertices.foreach_get("co", co)
+    return co.reshape(-1, 3)
+
+
+def world(obj, local: np.ndarray) -> np.ndarray:
+    matrix = np.array(obj.matrix_world)
+    return local @ matrix[:3, :3].T + matrix[:3, 3]
+
+
+def expected_at(result, frame: int, start: float, fps: float):
+    """Model output at a scene frame, by an independent route: linear vertices, scipy slerp."""
+    from scipy.spatial.transform import Rotation, Slerp
+
+    animation = result.animation
+    n = animation.n_frames
+    u = float(np.clip((frame - start) * animation.fps / fps, 0, n - 1))
+    low, high = int(np.floor(u)), min(int(np.floor(u)) + 1, n - 1)
+    w = u - low
+    emotional = (1 - w) * animation.emotional[low] + w * animation.emotional[high]
+    rotation = Slerp([0, 1], Rotation.from_matrix(animation.rotation[[low, high]]))(w).as_matrix()
+    translation = (1 - w) * animation.translation[low] + w * animation.translation[high]
+    return emotional, rotation, translation
+
+
+def rest_matrix(obj) -> np.ndarray:
+    take = json.loads(obj[writer.TAKE_PROPERTY])
+    rest = take["rest"]
+    from mathutils import Euler, Matrix, Vector
+
+    return np.array(Matrix.LocRotScale(Vector(rest["location"]), Euler(rest["rotation_euler"], rest["rotation_mode"]), Vector(rest["scale"])))
+
+
+def head_matrix(rest: np.ndarray, pivot: np.ndarray, rotation: np.ndarray, translation: np.ndarray) -> np.ndarray:
+    """Rest . T(P + tau) . R . T(-P), P the pivot in the mesh's coordinates."""
+    motion = np.eye(4)
+    motion[:3, :3] = rotation
+    motion[:3, 3] = pivot + translation - rotation @ pivot
+    return rest @ motion
+
+
+def test_register_and_unregister():
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    talking_head.register()
+    assert hasattr(bpy.types.Scene, "talking_head")
+    assert hasattr(bpy.types, "TALKINGHEAD_PT_main") and bpy.types.TALKINGHEAD_PT_main.bl_category == "Talking Head"
+    assert bpy.ops.talking_head.animate.poll() in (True, False)
+    talking_head.unregister()
+    assert not hasattr(bpy.types.Scene, "talking_head")
+    assert not hasattr(bpy.types, "TALKINGHEAD_PT_main")
+    talking_head.register()  # and again: registration is symmetric
+    talking_head.unregister()
+
+
+def test_animate_small_mesh_with_the_operator(addon, data):
+    scene = addon
+    settings = setup_scene(scene, data["small"], data["clip"], strip_frame=1)
+    head = settings.target
+    assert len(head.data.vertices) == SMALL_VERTICES
+    assert bpy.ops.talking_head.animate() == {"FINISHED"}
+    n = round(1.6 * 25)
+    assert len(head.data.shape_keys.key_blocks) == n + 1  # Basis + one per frame
+    assert (scene.frame_start, scene.frame_end) == (1, n)
+    # Exactly that frame's key is 1.
+    scene.frame_set(10)
+    values = np.array([block.value for block in head.data.shape_keys.key_blocks[1:]])
+    assert values[9] == pytest.approx(1.0) and np.count_nonzero(values) == 1
+    assert writer.has_take(head)
+    assert bpy.ops.talking_head.remove_take() == {"FINISHED"}
+    assert head.data.shape_keys is None and not bpy.data.actions
+
+
+@pytest.mark.parametrize("fps,strip_frame", [(25, 1), (24, 7), (30, 1), (60, 13)])
+def test_frames_match_the_model_at_any_frame_rate(addon, data, small_result, fps, strip_frame):
+    scene = addon
+    settings = setup_scene(scene, data["small"], data["clip"], strip_frame=strip_frame, fps=fps)
+    head = settings.target
+    request = session.prepare(scene, settings)
+    assert request.start == strip_frame
+    take = session.apply(scene, settings, request, small_result)
+    n = small_result.animation.n_frames
+    assert take.n_shape_keys == n and len(head.data.shape_keys.key_blocks) == n + 1
+    assert scene.frame_start == strip_frame and scene.frame_end == strip_frame + int((n - 1) * fps / 25 + 1e-6)
+    pivot = small_result.animation.pivot
+    rest = rest_matrix(head)
+    for frame in sorted({scene.frame_start, scene.frame_start + 3, (scene.frame_start + scene.frame_end) // 2, scene.frame_end}):
+        emotional, rotation, translation = expected_at(small_result, frame, strip_frame, fps)
+        # The template head's mesh is the template moved so that its origin is the pivot.
+        np.testing.assert_allclose(evaluated_local(head, frame), emotional - pivot, atol=1e-4)
+        np.testing.assert_allclose(np.array(head.matrix_world), head_matrix(rest, np.zeros(3), rotation, translation), atol=1e-5)
+    if fps == 25:  # world positions are the model's final vertices, turned from Y-up to Z-up
+        frame = strip_frame + 5
+        local = evaluated_local(head, frame)
+        np.testing.assert_allclose(world(head, local), small_result.animation.vertices[5] @ session.Y_UP_TO_Z_UP.T, atol=1e-4)
+
+
+def test_compact_take_keeps_the_motion(addon, data, small_result):
+    scene = addon
+    settings = setup_scene(scene, data["small"], data["clip"])
+    settings.compact = True
+    head = settings.target
+    take = session.apply(scene, settings, session.prepare(scene, settings), small_result)
+    animation = small_result.animation
+    assert take.compact and 1 <= take.n_shape_keys < animation.n_frames
+    displacement = animation.emotional - small_result.template
+    errors = []
+    for frame in range(1, animation.n_frames + 1):
+        errors.append(evaluated_local(head, frame) + animation.pivot - animation.emotional[frame - 1])
+    residual = np.sum(np.square(errors)) / np.sum(np.square(displacement))
+    assert residual <= 1e-3 + 1e-6  # at least 99.9% of the motion energy
+
+
+def add_user_data(head):
+    """Shape keys, an action on each and a modifier the user made themselves."""
+    if head.data.shape_keys is None:
+        head.shape_key_add(name="Basis", from_mix=False)
+    smile = head.shape_key_add(name="Smile", from_mix=False)
+    co = np.empty(len(head.data.vertices) * 3, np.float32)
+    smile.data.foreach_get("co", co)
+    smile.data.foreach_set("co", co + 0.01)
+    smile.value = 0.0
+    smile.keyframe_insert("value", frame=1)
+    smile.keyframe_insert("value", frame=200)
+    head["mood"] = 0.5
+    head.keyframe_insert('["mood"]', frame=1)
+    head.modifiers.new("Smooth", "SMOOTH").show_viewport = False
+    return {
+        "key_action": head.data.shape_keys.animation_data.action,
+        "object_action": head.animation_data.action,
+        "smile": co + 0.01,
+    }
+
+
+def assert_user_data_intact(head, user):
+    key = head.data.shape_keys
+    assert key.key_blocks[0].name == "Basis" and key.key_blocks[1].name == "Smile"
+    co = np.empty(len(head.data.vertices) * 3, np.float32)
+    key.key_blocks["Smile"].data.foreach_get("co", co)
+    np.testing.assert_array_equal(co, user["smile"])
+    assert key.animation_data.action == user["key_action"]
+    assert head.animation_data.action == user["object_action"]
+    assert user["key_action"].name in bpy.data.actions and user["object_action"].name in bpy.data.actions
+    assert "Smooth" in head.modifiers
+
+
+def test_rerun_replaces_only_its_own_take(addon, data, small_result):
+    scene = addon
+    settings = setup_scene(scene, data["small"], data["clip"], strip_frame=3)
+    head = settings.target
+    user = add_user_data(head)
+    other = bpy.data.objects.new("Other", None)
+    scene.collection.objects.link(other)
+    for seed in (1, 2):
+        settings.seed = seed
+        session.apply(scene, settings, session.prepare(scene, settings), small_result)
+        assert_user_data_intact(head, user)
+    n = small_result.animation.n_frames
+    assert len(head.data.shape_keys.key_blocks) == 2 + n  # not doubled
+    assert "Other" in bpy.data.objects
+    # With the user's own actions assigned, the take plays from an NLA track below them.
+    emotional, rotation, translation = expected_at(small_result, 3 + 4, 3, 25)
+    np.testing.assert_allclose(evaluated_local(head, 7), emotional - small_result.animation.pivot, atol=1e-4)
+    np.testing.assert_allclose(np.array(head.matrix_world), head_matrix(rest_matrix(head), np.zeros(3), rotation, translation), atol=1e-5)
+    location = tuple(json.loads(head[writer.TAKE_PROPERTY])["rest"]["location"])
+    assert writer.remove_take(head)
+    assert_user_data_intact(head, user)
+    assert [block.name for block in head.data.shape_keys.key_blocks] == ["Basis", "Smile"]
+    assert not head.animation_data.nla_tracks and not head.data.shape_keys.animation_data.nla_tracks
+    assert sorted(bpy.data.actions.keys()) == sorted({user["key_action"].name, user["object_action"].name})
+    assert tuple(head.location) == pytest.approx(location)
+
+
+def test_cancel_leaves_the_scene_unchanged(addon, data, small_result):
+    scene = addon
+    settings = setup_scene(scene, data["small"], data["clip"])
+    head = settings.target
+    user = add_user_data(head)
+    session.apply(scene, settings, session.prepare(scene, settings), small_result)
+    keys_before = [block.name for block in head.data.shape_keys.key_blocks]
+    actions_before = sorted(bpy.data.actions.keys())
+    worker = session.start(session.prepare(scene, settings))
+    worker.cancel()
+    assert worker.finished and worker.result is None and not worker.work_dir.exists()
+    assert [block.name for block in head.data.shape_keys.key_blocks] == keys_before
+    assert sorted(bpy.data.actions.keys()) == actions_before
+    assert_user_data_intact(head, user)
+
+
+def test_wrong_size_mesh_gets_a_message(addon, data):
+    scene = addon
+    settings = setup_scene(scene, data["small"], data["clip"])
+    mesh = bpy.data.meshes.new("cube")
+    mesh.from_pydata([(0, 0, 0), (1, 0, 0), (0, 1, 0), (0, 0, 1)], [], [(0, 1, 2), (0, 1, 3)])
+    cube = bpy.data.objects.new("Cube", mesh)
+    scene.collection.objects.link(cube)
+    settings.target = cube
+    with pytest.raises(writer.MeshMismatchError, match="Add template head"):
+        session.prepare(scene, settings)
+    with pytest.raises(RuntimeError, match="has 4 vertices but the model bundle's template has 300"):
+        bpy.ops.talking_head.animate()
+    assert cube.data.shape_keys is None
+
+
+def test_missing_sound_gets_a_message(addon, data):
+    scene = addon
+    settings = scene.talking_head
+    settings.bundle_source, settings.bundle_folder = "FOLDER", str(data["small"])
+    bpy.ops.talking_head.add_template_head()
+    with pytest.raises(RuntimeError, match="Load audio"):
+        bpy.ops.talking_head.animate()
+
+
+def test_fbx_reimports_with_shape_keys_and_animation(addon, data, small_result, tmp_path):
+    scene = addon
+    settings = setup_scene(scene, data["small"], data["clip"], strip_frame=1)
+    head = settings.target
+    session.apply(scene, settings, session.prepare(scene, settings), small_result)
+    frames = [1, 12, small_result.animation.n_frames]
+    expected = {f: world(head, evaluated_local(head, f)) for f in frames}
+    path = export.export_fbx(head, tmp_path / "head.fbx", scene)
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    bpy.ops.import_scene.fbx(filepath=str(path), anim_offset=0)  # Blender's importer shifts by 1 by default
+    imported = [o for o in bpy.data.objects if o.type == "MESH"][0]
+    blocks = imported.data.shape_keys.key_blocks
+    assert len(blocks) == small_result.animation.n_frames + 1
+    assert blocks[5].name.endswith("TH.0004") and imported.data.shape_keys.use_relative
+    for f in frames:
+        bpy.context.scene.frame_set(f)
+        assert blocks[f].value == pytest.approx(1.0, abs=1e-4)
+        np.testing.assert_allclose(world(imported, evaluated_local(imported, f)), expected[f], atol=1e-3)
+
+
+def test_alembic_reimports_with_the_same_positions(addon, data, small_result, tmp_path):
+    scene = addon
+    settings = setup_scene(scene, data["small"], data["clip"], strip_frame=1, fps=30)
+    head = settings.target
+    session.apply(scene, settings, session.prepare(scene, settings), small_result)
+    frames = list(range(scene.frame_start, scene.frame_end + 1, 7)) + [scene.frame_end]
+    expected = {f: world(head, evaluated_local(head, f)) for f in frames}
+    path = export.export_alembic(head, tmp_path / "head.abc", scene)
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    bpy.context.scene.render.fps = 30
+    bpy.ops.wm.alembic_import(filepath=str(path))
+    imported = [o for o in bpy.data.objects if o.type == "MESH"][0]
+    for f in frames:
+        local = evaluated_local(imported, f)
+        np.testing.assert_allclose(world(imported, local), expected[f], atol=1e-4)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not BIWI.is_file(), reason="needs shared/biwi/BIWI.ply")
+def test_biwi_template_takes_the_whole_clip(addon, data):
+    scene = addon
+    biwi = data["root"] / "biwi"
+    if not biwi.exists():
+        make_tiny_bundle(biwi, template=BIWI)
+    settings = setup_scene(scene, biwi, data["clip"], strip_frame=5, fps=24)
+    head = settings.target
+    assert len(head.data.vertices) == 23_370
+    request = session.prepare(scene, settings)
+    worker = session.start(request)
+    result = worker.wait(300)
+    worker.cleanup()
+    take = session.apply(scene, settings, request, result)
+    n = result.animation.n_frames
+    assert take.n_shape_keys == n and len(head.data.shape_keys.key_blocks) == n + 1
+    rest = rest_matrix(head)
+    for frame in (5, 20, scene.frame_end):
+        emotional, rotation, translation = expected_at(result, frame, 5, 24)
+        np.testing.assert_allclose(evaluated_local(head, frame), emotional - result.animation.pivot, atol=1e-4)
+        np.testing.assert_allclose(np.array(head.matrix_world), head_matrix(rest, np.zeros(3), rotation, translation), atol=1e-5)
+
+
+@pytest.mark.slow
+def test_bake_command_writes_blend_exports_and_preview(data, tmp_path):
+    import argparse
+
+    from talking_head.blender import bake
+
+    parser = argparse.ArgumentParser()
+    bake.register(parser.add_subparsers(dest="command"))
+    out = tmp_path / "out"
+    args = parser.parse_args(
+        ["bake", str(data["clip"]), "--bundle", str(data["small"]), "--blend", str(out / "take.blend"),
+         "--fbx", str(out / "take.fbx"), "--abc", str(out / "take.abc"), "--preview", str(out / "take.png"), "--seed", "4"]
+    )
+    assert args.run(args) == 0
+    for name in ("take.blend", "take.fbx", "take.abc", "take.png"):
+        assert (out / name).stat().st_size > 0
+    bpy.ops.wm.open_mainfile(filepath=str(out / "take.blend"))
+    scene = bpy.context.scene
+    strips = [s for s in scene.sequence_editor.strips_all if s.type == "SOUND"]
+    assert len(strips) == 1 and strips[0].sound.packed_file is not None
+    head = [o for o in bpy.data.objects if o.type == "MESH"][0]
+    assert len(head.data.shape_keys.key_blocks) == round(1.6 * 25) + 1
+    assert not [o for o in bpy.data.objects if o.type in {"CAMERA", "LIGHT"}]
+    bpy.ops.wm.read_factory_settings(use_empty=True)
