@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: install test test-fast bench bench-blender extension clean
+.PHONY: install speech-tools test test-fast bench bench-blender extension clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,10 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-test: install
+speech-tools:
+	bash scripts/install-speech-tools.sh
+
+test: install speech-tools
 	$(PY) -m pytest
 
 test-fast: install

@@ -68,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(run=_run_evaluate)
 
     from ..blender import bake as blender_bake  # adds `bake`; bpy is imported only when it runs
+    from .corpus.cli import register as register_corpus
+
+    register_corpus(commands)
 
     blender_bake.register(commands)
     return parser

@@ -167,6 +167,22 @@ class TalkingHeadModel(nn.Module):
         self.emotion = EmotionSynthesizer(cfg) if cfg.use_emotion_stage else None
         self.head = HeadMotionSynthesizer(cfg) if cfg.use_head else None
         self.contrastive = ContrastiveHead(cfg) if cfg.use_contrastive and cfg.use_emotion_stage else None
+        self._init_output_layers()
+
+    def _init_output_layers(self) -> None:
+        """Start near the template and a still head (FaceFormer zero-initialises its output map).
+
+        Small random output layers keep an untrained model's faces gentle wobbles around the
+        template instead of spikes, and give training a calm start.
+        """
+        layers = [(self.neutral.viseme_out, 1e-4)]
+        if self.emotion is not None:
+            layers.append((self.emotion.expression_out, 1e-4))
+        if self.head is not None:
+            layers.append((self.head.motion_out, 3e-3))
+        for layer, std in layers:
+            nn.init.normal_(layer.weight, std=std)
+            nn.init.zeros_(layer.bias)
 
     # ------------------------------------------------------------------ inputs
     def person_embeddings(self) -> torch.Tensor:

@@ -1,0 +1,64 @@
+"""`talking-head corpus build | preview | speech`: wired into the main parser by register()."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(commands) -> None:
+    """Add the `corpus` command to the main parser's subparsers object."""
+    corpus = commands.add_parser("corpus", help="build and look at the synthetic demo corpus")
+    kinds = corpus.add_subparsers(dest="corpus_command", required=True, metavar="ACTION")
+
+    build = kinds.add_parser("build", help="faces, speech, head poses and labels in the BIWI layout")
+    build.add_argument("--out", required=True, type=Path, help="corpus folder to write")
+    build.add_argument("--subjects", type=int, default=14, help="number of subjects (1-14, BIWI names)")
+    build.add_argument("--sentences", type=int, default=40, help="sentences per subject (1-40)")
+    build.add_argument("--seed", type=int, default=0, help="same seed, same corpus")
+    build.add_argument("--template", default="ours", help="'ours' (the project's head) or a path to BIWI.ply")
+    build.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    build.set_defaults(run=_run_build)
+
+    preview = kinds.add_parser("preview", help="render a clip with Cycles (png grid or mp4)")
+    preview.add_argument("corpus", type=Path, help="corpus folder")
+    preview.add_argument("--clip", required=True, help="clip name, e.g. F2_e01, F2_01 or neutral/F2_e01")
+    preview.add_argument("--out", required=True, type=Path, help="OUT.png (grid of frames) or OUT.mp4")
+    preview.add_argument("--frames", type=int, default=8, help="frames in a png grid")
+    preview.add_argument("--size", type=int, default=256, help="pixels per frame")
+    preview.add_argument("--no-pose", action="store_true", help="without the head pose")
+    preview.set_defaults(run=_run_preview)
+
+    speech = kinds.add_parser("speech", help="speech-only set with phone and emotion labels (no faces)")
+    speech.add_argument("--out", required=True, type=Path, help="folder to write")
+    speech.add_argument("--utterances", type=int, required=True, help="how many utterances")
+    speech.add_argument("--seed", type=int, default=0)
+    speech.add_argument("--workers", type=int, default=None)
+    speech.set_defaults(run=_run_speech)
+
+
+def _run_build(args: argparse.Namespace) -> int:
+    from .build import build_corpus
+
+    info = build_corpus(args.out, args.subjects, args.sentences, args.seed, args.template, args.workers)
+    print(f"wrote {len(info['clips'])} clips of {len(info['subjects'])} subjects to {args.out} in {info['build_seconds']:.0f} s")
+    return 0
+
+
+def _run_preview(args: argparse.Namespace) -> int:
+    from .preview import preview_clip
+
+    out = preview_clip(args.corpus, args.clip, args.out, frames=args.frames, size=args.size, with_pose=not args.no_pose)
+    print(f"wrote {out}")
+    return 0
+
+
+def _run_speech(args: argparse.Namespace) -> int:
+    from .build import CorpusError
+    from .speech_set import build_speech_set
+
+    if args.utterances < 1:
+        raise CorpusError("--utterances must be at least 1")
+    records = build_speech_set(args.out, args.utterances, args.seed, args.workers)
+    print(f"wrote {len(records)} utterances to {args.out}")
+    return 0
