@@ -33,12 +33,27 @@ def build_parser() -> argparse.ArgumentParser:
     animate.add_argument("--bundle", required=True, type=Path, help="model bundle folder")
     animate.add_argument("--out", required=True, type=Path, help="OUT.npz, OUT.ply / OUT.obj (one mesh per frame), or a folder")
     animate.add_argument("--subject", help="speaking style: a subject of the bundle (default: its first)")
+    animate.add_argument("--style", type=Path, help="a tuned style (STYLE.json from `talking-head tune`)")
     animate.add_argument("--seed", type=int, default=0, help="head-motion variation (same seed, same motion)")
     animate.add_argument("--no-head", action="store_true", help="no head motion")
     animate.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     animate.add_argument("--precision", choices=("fp32", "bf16"), default="fp32", help="encoder precision (bf16: about 2x faster on recent CPUs)")
     animate.add_argument("--mesh-format", choices=("ply", "obj"), default="ply", help="per-frame meshes in a folder")
     animate.set_defaults(run=_run_animate)
+
+    tune = commands.add_parser("tune", help="tune a personal style from a few clips of a person")
+    tune.add_argument("--bundle", required=True, type=Path)
+    tune.add_argument("--out", required=True, type=Path, help="STYLE.json to write")
+    source = tune.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", type=Path, help="a corpus: tune on clips of --subject")
+    source.add_argument("--clip", nargs=2, action="append", metavar=("AUDIO", "MESH"), help="a clip: audio and its mesh sequence (.npy or folder of .ply/.obj); repeat")
+    tune.add_argument("--subject", help="with --data: the person to tune for")
+    tune.add_argument("--clips", type=int, default=6, help="with --data: clips used for tuning (one more stops early)")
+    tune.add_argument("--name", help="style name (default: the output file's name)")
+    tune.add_argument("--mode", choices=("convex", "direct"), default="convex")
+    tune.add_argument("--speaking-style", help="bundle subject whose Gn speaking style the person uses")
+    tune.add_argument("--device", default="auto")
+    tune.set_defaults(run=_run_tune)
 
     train = commands.add_parser("train", help="train a bundle on a BIWI-layout corpus")
     train.add_argument("--data", required=True, type=Path, help="corpus folder (BIWI preprocessed layout)")
@@ -108,8 +123,16 @@ def _run_animate(args: argparse.Namespace) -> int:
     if args.subject:
         bundle.config.subject_index(args.subject)
     animator = Animator(bundle, device, args.precision)
+    person, subject = None, args.subject
+    if args.style:
+        from .tuning import Style
+
+        style = Style.load(args.style)
+        if len(style.p) != bundle.config.d_model:
+            raise TalkingHeadError(f"style {args.style} was tuned for another bundle ({len(style.p)}-d embedding)")
+        person, subject = style.p, args.subject or style.subject
     with _ProgressBar() as bar:
-        animation = animator.animate(samples, subject=args.subject, seed=args.seed, with_head=not args.no_head, progress=bar)
+        animation = animator.animate(samples, subject=subject, seed=args.seed, with_head=not args.no_head, person=person, progress=bar)
     out: Path = args.out
     if out.suffix.lower() == ".npz":
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -120,6 +143,49 @@ def _run_animate(args: argparse.Namespace) -> int:
         print(f"wrote {len(paths)} meshes ({paths[0].name} ... {paths[-1].name}) to {paths[0].parent}")
     if not bundle.config.trained:
         print("note: this bundle is UNTRAINED (random weights); its motion is meaningless", file=sys.stderr)
+    return 0
+
+
+def _run_tune(args: argparse.Namespace) -> int:
+    from .bundle import ModelBundle
+    from .device import resolve_device
+    from .pipeline import Animator
+    from .tuning import TuningClip, TuningError, read_mesh_sequence, tune_style
+
+    device = resolve_device(args.device)
+    bundle = ModelBundle.load(args.bundle, device)
+    v = bundle.config.n_vertices
+    evaluation: list[TuningClip] = []
+    if args.data:
+        from .dataset import Corpus
+
+        if not args.subject:
+            raise TuningError("--data needs --subject NAME: whose clips to tune on")
+        corpus = Corpus(args.data)
+        own = sorted((c for c in corpus.clips.values() if c.subject == args.subject and c.emotional), key=lambda c: c.sentence)
+        if not own:
+            raise TuningError(f"{args.data} has no emotional clips of subject {args.subject}")
+        marked = [c for c in corpus.tuning if c.subject == args.subject]
+        chosen = (marked or own)[: args.clips]
+        rest = [c for c in own if c not in chosen]
+        chosen = chosen + rest[:1]  # one more clip to stop early
+        evaluation_clips = rest[1:]
+        make = lambda c: TuningClip(str(corpus.wav_path(c.name)), f"{args.data}/vertices_npy/{c.name}.npy", corpus.vertices(c.name) - corpus.template(c.subject) + bundle.template.vertices)
+        clips = [make(c) for c in chosen]
+        evaluation = [make(c) for c in evaluation_clips]
+    else:
+        clips = [TuningClip(audio, mesh, read_mesh_sequence(mesh, v)) for audio, mesh in args.clip]
+    animator = Animator(bundle, device)
+    with _ProgressBar(stage="tuning", min_total=0) as bar:
+        style = tune_style(animator, clips, evaluation, args.name or args.out.stem, args.mode, args.speaking_style,
+                           progress=lambda done, total: bar("tuning", done, total))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    style.save(args.out)
+    summary = ""
+    if style.error_before is not None:
+        change = 100 * (1 - style.error_after / style.error_before)
+        summary = f"; error on {len(evaluation)} other clips {style.error_before:.4g} -> {style.error_after:.4g} ({change:.1f}% lower)"
+    print(f"wrote style {style.name!r} to {args.out}{summary}")
     return 0
 
 
@@ -159,19 +225,20 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 class _ProgressBar:
     """tqdm over generated frames, shown on long clips only."""
 
-    def __init__(self) -> None:
+    def __init__(self, stage: str = "generating", min_total: int = 3 * PROGRESS_MIN_FRAMES) -> None:
         self.bar = None
+        self.stage, self.min_total = stage, min_total
 
     def __enter__(self) -> "_ProgressBar":
         return self
 
     def __call__(self, stage: str, done: int, total: int) -> None:
-        if stage != "generating" or total < 3 * PROGRESS_MIN_FRAMES:
+        if stage != self.stage or total < self.min_total:
             return
         if self.bar is None:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total, desc="generating", unit="step", file=sys.stderr, leave=False)
+            self.bar = tqdm(total=total, desc=stage, unit="step", file=sys.stderr, leave=False)
         self.bar.update(done - self.bar.n)
 
     def __exit__(self, *exc: object) -> None:

@@ -17,7 +17,8 @@ from conftest import speech_like
 V = 60
 
 
-def make_corpus(root: Path, seen=("F2", "M3"), unseen=("F1",), sentences=(1, 2, 33, 37), seconds=1.2) -> Path:
+def make_corpus(root: Path, seen=("F2", "M3"), unseen=("F1",), sentences=(1, 2, 33, 37), seconds=1.2, smile_gain=None) -> Path:
+    """Subjects differ in how much they smile on emotional takes (`smile_gain`: subject -> gain)."""
     root = Path(root)
     for folder in ("vertices_npy", "wav", "poses"):
         (root / folder).mkdir(parents=True, exist_ok=True)
@@ -36,7 +37,8 @@ def make_corpus(root: Path, seen=("F2", "M3"), unseen=("F1",), sentences=(1, 2, 
                 n = round(25 * len(audio) / 16_000)
                 envelope = np.abs(audio[: n * 640].reshape(n, 640)).mean(1)
                 envelope = envelope / envelope.max()
-                faces = templates[subject] + envelope[:, None, None] * mouth + (0.8 if emotional else 0.0) * smile
+                gain = (smile_gain or {}).get(subject, 0.8)
+                faces = templates[subject] + envelope[:, None, None] * mouth + (gain if emotional else 0.0) * smile
                 np.save(root / "vertices_npy" / f"{name}.npy", faces.reshape(n, -1).astype(np.float32))
                 angle = 0.05 * envelope * (2 if emotional else 1)
                 rotation = np.stack([_rot_x(a) for a in angle]).astype(np.float32)

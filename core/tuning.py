@@ -1,0 +1,233 @@
+"""Personalized emotional tuning (METHOD.md section 9): a person's style from a few clips.
+
+The generators and the pivots p_1..p_S (the trained person embeddings) stay frozen; only the
+mixing weights alpha are learnt, p* = sum_i alpha_i p_i, with alpha >= 0 (projection after
+each step) and a penalty on sum(alpha) - 1, so p* stays in the convex hull of the pivots.
+"direct" mode learns p freely instead, for comparison. One clip is held out to stop early.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .bundle import ModelBundle
+from .errors import TalkingHeadError
+from .losses import vertex_loss
+from .model import interpolate_frames
+from .pipeline import Animator
+
+MODES = ("convex", "direct")
+MAX_DURATION_MISMATCH_S = 0.5
+
+
+class TuningError(TalkingHeadError):
+    """Clips that cannot be used for tuning (too few, wrong vertex count, wrong duration)."""
+
+
+@dataclass
+class Style:
+    """A tuned speaking style: weights over the bundle's pivots and the embedding they make."""
+
+    name: str
+    bundle: str
+    alpha: list[float]
+    p: list[float]
+    subject: str
+    mode: str = "convex"
+    clips: list[list[str]] = field(default_factory=list)
+    error_before: float | None = None
+    error_after: float | None = None
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(asdict(self), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Style":
+        path = Path(path)
+        if not path.is_file():
+            raise TuningError(f"style file not found: {path}")
+        try:
+            data = json.loads(path.read_text())
+            return cls(**data)
+        except (json.JSONDecodeError, TypeError) as exc:
+            raise TuningError(f"{path} is not a Talking Head style file ({exc})") from None
+
+    @staticmethod
+    def interpolate(a: np.ndarray, b: np.ndarray, w: float) -> np.ndarray:
+        """p_new = w p_i + (1 - w) p_j (section 9); w = 1 gives a and w = 0 gives b exactly."""
+        return (w * np.asarray(a, np.float32) + (1 - w) * np.asarray(b, np.float32)).astype(np.float32)
+
+
+@dataclass
+class TuningClip:
+    """One clip: its audio and the person's faces (N, V, 3) in the template's topology."""
+
+    audio: str
+    mesh: str
+    vertices: np.ndarray
+
+
+def read_mesh_sequence(path: str | Path, n_vertices: int) -> np.ndarray:
+    """(frames, V, 3) from .npy ((frames, V, 3) or (frames, 3V)) or a folder of .ply/.obj frames."""
+    from .mesh_io import read_mesh
+
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in (".ply", ".obj"))
+        if not files:
+            raise TuningError(f"{path} holds no .ply or .obj frames")
+        frames = np.stack([read_mesh(f).vertices for f in files])
+    elif path.suffix.lower() == ".npy" and path.is_file():
+        frames = np.load(path, allow_pickle=False)
+        if frames.ndim == 2 and frames.shape[1] % 3 == 0:
+            frames = frames.reshape(frames.shape[0], -1, 3)
+    elif not path.exists():
+        raise TuningError(f"mesh sequence not found: {path}")
+    else:
+        raise TuningError(f"unsupported mesh sequence {path.name}: use .npy (frames, V, 3) or a folder of .ply/.obj frames")
+    if frames.ndim != 3 or frames.shape[2] != 3:
+        raise TuningError(f"{path}: expected (frames, V, 3) vertices, got shape {frames.shape}")
+    if frames.shape[1] != n_vertices:
+        raise TuningError(f"{path}: {frames.shape[1]} vertices per frame, the bundle's template has {n_vertices}")
+    return frames.astype(np.float32)
+
+
+class Tuner:
+    """Fits a style for one person with a bundle's frozen generators."""
+
+    def __init__(self, animator: Animator, subject: str | None = None) -> None:
+        self.animator = animator
+        self.bundle: ModelBundle = animator.bundle
+        self.model = self.bundle.model.eval()
+        if self.model.emotion is None:
+            raise TuningError("this bundle has no emotion stage (baseline): there are no pivots to tune")
+        self.subject = subject or self.bundle.config.subjects[0]
+        self.subject_index = self.bundle.config.subject_index(self.subject)
+        for parameter in self.model.parameters():
+            parameter.requires_grad_(False)
+
+    def prepare(self, clip: TuningClip) -> dict:
+        """Features at the mesh's frame count, Gn's neutral faces, and targets (displacements)."""
+        from .audio import SAMPLE_RATE, load_audio
+
+        cfg = self.bundle.config
+        samples = load_audio(clip.audio)
+        n = len(clip.vertices)
+        if abs(len(samples) / SAMPLE_RATE - n / cfg.fps) > MAX_DURATION_MISMATCH_S:
+            raise TuningError(
+                f"{Path(clip.audio).name} lasts {len(samples) / SAMPLE_RATE:.2f} s but its mesh sequence "
+                f"{n / cfg.fps:.2f} s ({n} frames at {cfg.fps} fps): they must match within {MAX_DURATION_MISMATCH_S} s"
+            )
+        context, emotion, _ = self.animator.features(samples)
+        context = interpolate_frames(context, cfg.k * n)
+        emotion = interpolate_frames(emotion, cfg.k * n)
+        subject = torch.tensor([self.subject_index])
+        with torch.no_grad():
+            neutral = self.model.generate(context, emotion, subject, with_head=False).neutral
+        target = torch.from_numpy((clip.vertices - self.bundle.template.vertices).reshape(1, n, -1))
+        return {"context": context, "emotion": emotion, "neutral": neutral, "target": target, "subject": subject}
+
+    def teacher_forced(self, item: dict, person: torch.Tensor) -> torch.Tensor:
+        """Ge's faces with the person's previous frames given: differentiable in `person`."""
+        e = self.model.emotion
+        q = e.queries(item["neutral"], item["target"][:, :-1], person)
+        return item["neutral"] + e.expression_out(e.decoder(q, e.audio_in(item["emotion"])))
+
+    @torch.no_grad()
+    def error(self, items: list[dict], person: torch.Tensor | None) -> float:
+        """Mean per-vertex squared error of autoregressive inference (no head) over clips."""
+        errors = []
+        for item in items:
+            motion = self.model.generate(item["context"], item["emotion"], item["subject"], person=person, with_head=False)
+            errors.append(float(vertex_loss(motion.emotional, item["target"])))
+        return float(np.mean(errors))
+
+    def fit(
+        self,
+        train: list[dict],
+        holdout: list[dict],
+        mode: str = "convex",
+        steps: int = 150,
+        lr: float = 0.05,
+        lambda_sum: float = 1.0,
+        patience: int = 20,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(alpha (S,), p (d,)) minimising Ltun, early-stopped on the held-out clips."""
+        if mode not in MODES:
+            raise TuningError(f"unknown tuning mode {mode!r}; use convex or direct")
+        pivots = self.model.person_embeddings().detach()  # (S, d)
+        s = pivots.shape[0]
+        alpha = torch.full((s,), 1.0 / s, requires_grad=mode == "convex")
+        p_free = (alpha.detach() @ pivots).clone().requires_grad_(mode == "direct")
+        optimizer = torch.optim.Adam([alpha if mode == "convex" else p_free], lr=lr if mode == "convex" else lr * 0.1)
+
+        def current() -> torch.Tensor:
+            return (alpha @ pivots) if mode == "convex" else p_free
+
+        best = (self._holdout_loss(holdout, current().detach()), alpha.detach().clone(), current().detach().clone())
+        waited = 0
+        for step in range(steps):
+            person = current().unsqueeze(0)
+            loss = sum(vertex_loss(self.teacher_forced(item, person), item["target"]) for item in train) / len(train)
+            if mode == "convex":
+                loss = loss + lambda_sum * (alpha.sum() - 1) ** 2
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            if mode == "convex":
+                with torch.no_grad():
+                    alpha.clamp_(min=0.0)  # projection: p* stays in the pivots' convex cone
+            held = self._holdout_loss(holdout, current().detach())
+            if held < best[0] - 1e-12:
+                best, waited = (held, alpha.detach().clone(), current().detach().clone()), 0
+            else:
+                waited += 1
+            if progress:
+                progress(step + 1, steps)
+            if waited >= patience:
+                break
+        return best[1].numpy(), best[2].numpy()
+
+    @torch.no_grad()
+    def _holdout_loss(self, holdout: list[dict], person: torch.Tensor) -> float:
+        return float(np.mean([float(vertex_loss(self.teacher_forced(item, person.unsqueeze(0)), item["target"])) for item in holdout]))
+
+
+def tune_style(
+    animator: Animator,
+    clips: list[TuningClip],
+    evaluation: list[TuningClip],
+    name: str,
+    mode: str = "convex",
+    subject: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Style:
+    """Tune on all but the last clip, stop early on the last; report error on `evaluation`."""
+    if len(clips) < 2:
+        raise TuningError(f"tuning needs at least 2 clips (one is held out to stop early), got {len(clips)}")
+    tuner = Tuner(animator, subject)
+    items = [tuner.prepare(c) for c in clips]
+    evaluation_items = [tuner.prepare(c) for c in evaluation]
+    alpha, p = tuner.fit(items[:-1], items[-1:], mode=mode, progress=progress)
+    before = after = None
+    if evaluation_items:
+        before = tuner.error(evaluation_items, None)
+        after = tuner.error(evaluation_items, torch.from_numpy(p).unsqueeze(0))
+    return Style(
+        name=name,
+        bundle=str(animator.bundle.path),
+        alpha=[float(x) for x in alpha],
+        p=[float(x) for x in p],
+        subject=tuner.subject,
+        mode=mode,
+        clips=[[c.audio, c.mesh] for c in clips],
+        error_before=before,
+        error_after=after,
+    )

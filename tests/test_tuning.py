@@ -1,0 +1,106 @@
+"""Personalized tuning: a style from a few clips of a person the bundle never saw."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import soundfile
+
+from talking_head.core.bundle import ModelBundle
+from talking_head.core.cli import main
+from talking_head.core.dataset import Corpus
+from talking_head.core.pipeline import Animator
+from talking_head.core.tiny import save_random_encoders
+from talking_head.core.train import TrainingConfig, train
+from talking_head.core.tuning import Style, TuningClip, TuningError, read_mesh_sequence, tune_style
+
+from conftest import speech_like
+from tiny_corpus import make_corpus
+
+SENTENCES = (1, 2, 3, 4, 5, 33, 37)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A small model trained on two seen subjects who smile little (F2) and a lot (M3)."""
+    root = tmp_path_factory.mktemp("tuning")
+    corpus = make_corpus(root / "corpus", sentences=SENTENCES, smile_gain={"F2": 0.2, "M3": 1.6, "F1": 1.2})
+    encoders = save_random_encoders(root / "enc", "tiny")
+    settings = TrainingConfig(epochs=4, lr=2e-3, model={"d_model": 32, "ff_dim": 64, "max_frames": 40, "window_overlap": 10})
+    train(corpus, root / "bundle", settings, context_encoder=str(encoders[0]), emotion_encoder=str(encoders[1]), progress=False)
+    return corpus, root / "bundle"
+
+
+def clips_of(corpus_dir, bundle, subject, sentences):
+    corpus = Corpus(corpus_dir)
+    out = []
+    for s in sentences:
+        name = f"{subject}_e{s:02d}"
+        faces = corpus.vertices(name) - corpus.template(subject) + bundle.template.vertices
+        out.append(TuningClip(str(corpus.wav_path(name)), name, faces))
+    return out
+
+
+def test_tuned_weights_stay_on_the_simplex(trained):
+    corpus_dir, bundle_dir = trained
+    bundle = ModelBundle.load(bundle_dir)
+    animator = Animator(bundle)
+    tuning = clips_of(corpus_dir, bundle, "F1", (1, 2, 3, 4))
+    held_out = clips_of(corpus_dir, bundle, "F1", (5, 33))
+    style = tune_style(animator, tuning, held_out, "F1 style", subject="F2")
+    alpha = np.array(style.alpha)
+    assert np.all(alpha >= 0) and abs(alpha.sum() - 1) < 0.15  # penalty + projection
+    pivots = bundle.model.person_embeddings().detach().numpy()
+    assert np.allclose(alpha @ pivots, style.p, atol=1e-5)
+    assert style.error_before > 0 and style.error_after > 0
+    direct = tune_style(animator, tuning, held_out, "direct", mode="direct", subject="F2")
+    assert direct.mode == "direct" and len(direct.p) == bundle.config.d_model
+
+
+def test_style_file_round_trip_and_animate_with_it(tmp_path, trained):
+    corpus_dir, bundle_dir = trained
+    out = tmp_path / "f1.json"
+    code = main(["tune", "--bundle", str(bundle_dir), "--out", str(out), "--data", str(corpus_dir), "--subject", "F1", "--clips", "3", "--speaking-style", "F2"])
+    assert code == 0
+    data = json.loads(out.read_text())
+    for key in ("name", "bundle", "alpha", "p", "clips", "error_before", "error_after"):
+        assert key in data
+    assert len(data["clips"]) == 4  # 3 for tuning, 1 to stop early
+    style = Style.load(out)
+    wav = Corpus(corpus_dir).wav_path("F1_e33")
+    assert main(["animate", str(wav), "--bundle", str(bundle_dir), "--out", str(tmp_path / "a.npz"), "--style", str(out)]) == 0
+    assert main(["animate", str(wav), "--bundle", str(bundle_dir), "--out", str(tmp_path / "b.npz"), "--subject", "F2"]) == 0
+    with_style, plain = np.load(tmp_path / "a.npz"), np.load(tmp_path / "b.npz")
+    assert not np.allclose(with_style["emotional"], plain["emotional"])
+    assert np.array_equal(with_style["neutral"], plain["neutral"])  # the style changes Ge only
+    assert style.subject == "F2"
+
+
+def test_interpolation_reproduces_both_ends_exactly():
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal(128).astype(np.float32), rng.standard_normal(128).astype(np.float32)
+    assert np.array_equal(Style.interpolate(a, b, 1.0), a)
+    assert np.array_equal(Style.interpolate(a, b, 0.0), b)
+    assert np.allclose(Style.interpolate(a, b, 0.25), 0.25 * a + 0.75 * b)
+
+
+def test_bad_tuning_inputs(tmp_path, trained):
+    corpus_dir, bundle_dir = trained
+    bundle = ModelBundle.load(bundle_dir)
+    animator = Animator(bundle)
+    clips = clips_of(corpus_dir, bundle, "F1", (1, 2))
+    with pytest.raises(TuningError, match="at least 2 clips"):
+        tune_style(animator, clips[:1], [], "x")
+    wrong = np.zeros((10, 59, 3), np.float32)
+    np.save(tmp_path / "wrong.npy", wrong)
+    with pytest.raises(TuningError, match="59 vertices per frame, the bundle's template has 60"):
+        read_mesh_sequence(tmp_path / "wrong.npy", 60)
+    long_audio = tmp_path / "long.wav"
+    soundfile.write(str(long_audio), speech_like(3.0), 16_000)
+    mismatched = TuningClip(str(long_audio), "m", clips[0].vertices)  # about 1.2 s of faces
+    with pytest.raises(TuningError, match="must match within 0.5 s"):
+        tune_style(animator, [mismatched, clips[1]], [], "x")
+    code = main(["tune", "--bundle", str(bundle_dir), "--out", str(tmp_path / "s.json"), "--clip", str(long_audio), str(tmp_path / "wrong.npy")])
+    assert code == 2
