@@ -213,7 +213,8 @@ class TalkingHeadModel(nn.Module):
 
         context (B, kN, Dc), emotion (B, kN, De): encoder features already at kN frames.
         Ge is queried with Gn's *predicted* neutral face, so Le reaches Gn too (the
-        single-stage ablation relies on that). Gh sees the predicted emotional face.
+        single-stage ablation relies on that). Gh sees the predicted emotional face, detached:
+        the head losses (Ldiv above all, a 1/D term) train Gh, not the faces.
         """
         frames = target.emotional.shape[1]
         onehot = self._subject_onehot(subject)
@@ -235,14 +236,14 @@ class TalkingHeadModel(nn.Module):
         if h is not None:
             if noise is None:
                 noise = torch.randn(emotion.shape[0], emotion.shape[1], self.cfg.d_model, device=emotion.device)
-            q = h.queries(emotional, target.rotation[:, :-1], target.translation[:, :-1])
+            q = h.queries(emotional.detach(), target.rotation[:, :-1], target.translation[:, :-1])
             rotation, translation = _decode_motion(h.motion_out(h.decoder(q, h.memory(emotion, noise))))
         return FaceMotion(neutral, emotional, rotation, translation)
 
     def head_motion(self, emotion: torch.Tensor, emotional: torch.Tensor, target: FaceMotion, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Gh alone under teacher forcing, for the diversity loss's second noise draw."""
         h = self.head
-        q = h.queries(emotional, target.rotation[:, :-1], target.translation[:, :-1])
+        q = h.queries(emotional.detach(), target.rotation[:, :-1], target.translation[:, :-1])
         return _decode_motion(h.motion_out(h.decoder(q, h.memory(emotion, noise))))
 
     # ------------------------------------------------------------------ inference
