@@ -236,12 +236,11 @@ class TalkingHeadModel(nn.Module):
         if h is not None:
             if noise is None:
                 noise = torch.randn(emotion.shape[0], emotion.shape[1], self.cfg.d_model, device=emotion.device)
-            q = h.queries(emotional.detach(), target.rotation[:, :-1], target.translation[:, :-1])
-            rotation, translation = _decode_motion(h.motion_out(h.decoder(q, h.memory(emotion, noise))))
+            rotation, translation = self.head_motion(emotion, emotional, target, noise)
         return FaceMotion(neutral, emotional, rotation, translation)
 
     def head_motion(self, emotion: torch.Tensor, emotional: torch.Tensor, target: FaceMotion, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Gh alone under teacher forcing, for the diversity loss's second noise draw."""
+        """Gh under teacher forcing (also used for the diversity loss's second noise draw)."""
         h = self.head
         q = h.queries(emotional.detach(), target.rotation[:, :-1], target.translation[:, :-1])
         return _decode_motion(h.motion_out(h.decoder(q, h.memory(emotion, noise))))
