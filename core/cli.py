@@ -84,8 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     from ..blender import bake as blender_bake  # adds `bake`; bpy is imported only when it runs
     from .corpus.cli import register as register_corpus
+    from .encoder_cli import register as register_encoders
 
     register_corpus(commands)
+    register_encoders(commands)
 
     blender_bake.register(commands)
     return parser

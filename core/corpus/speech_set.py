@@ -23,7 +23,8 @@ def _utterance(task: tuple) -> dict:
 
     out, index, seed = task
     rng = np.random.default_rng([seed, 7919, index])
-    base = list(VOICES.values())[int(rng.integers(len(VOICES)))]
+    speaker = list(VOICES)[int(rng.integers(len(VOICES)))]
+    base = VOICES[speaker]
     voice = Voice(base.engine, base.name, base.pitch + float(rng.uniform(-3, 3)), base.rate * float(rng.uniform(0.85, 1.15)))
     emotion = EMOTIONS[int(rng.integers(len(EMOTIONS)))]
     intensity = 1.0 if emotion == "neutral" else float(rng.uniform(0.4, 1.0))
@@ -36,7 +37,7 @@ def _utterance(task: tuple) -> dict:
     soundfile.write(str(Path(out) / "wav" / f"{name}.wav"), wav, SAMPLE_RATE, subtype="PCM_16")
     phones = [[ph, round(s, 5), round(e, 5)] for ph, s, e in speech.phones]
     (Path(out) / "phones" / f"{name}.json").write_text(json.dumps({"text": text, "phones": phones}) + "\n")
-    return {"id": name, "text": text, "voice": voice.describe(), "emotion": emotion, "intensity": round(intensity, 3),
+    return {"id": name, "text": text, "speaker": speaker, "voice": voice.describe(), "emotion": emotion, "intensity": round(intensity, 3),
             "seconds": round(speech.seconds, 4), "augmentation": augmentation}
 
 

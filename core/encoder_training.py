@@ -1,0 +1,393 @@
+"""Training the two small wav2vec2 encoders of the demo bundle on the speech-only set.
+
+The paper uses wav2vec2 checkpoints pretrained on hundreds of hours of real speech; the demo bundle
+cannot download them, so it trains small ones here (a few million parameters) on synthetic speech
+with exact phone timings (`talking-head corpus speech`). They are saved with `save_pretrained`, so the
+bundle loads them through the same `from_pretrained` path as hub checkpoints.
+
+- Content encoder: `Wav2Vec2ForCTC` trained with CTC on the phone sequence. An auxiliary frame-wise
+  phone classifier on the last hidden state (from the synthesizer's exact timings) makes training
+  from scratch converge in minutes on a CPU, and it is exactly the information the face generator
+  reads from those hidden states. The auxiliary head is not saved.
+- Emotion encoder: `Wav2Vec2ForSequenceClassification` on the utterance's emotion label, its backbone
+  started from the content encoder (as the paper's emotion model starts from a pretrained wav2vec2),
+  with the convolutional feature encoder frozen.
+
+Held-out voices (default M1 and F8: the flite `rms` voice and the espeak `en-us+f4` variant, which no
+other speaker uses) never enter training, so phone error and emotion accuracy on them measure
+generalisation to new voices.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .audio import SAMPLE_RATE, load_audio
+from .errors import TalkingHeadError
+
+HELD_OUT_SPEAKERS = ("M1", "F8")
+FRAME_SAMPLES = 320  # wav2vec2's convolutional stride: 50 frames per second
+BLANK = "<pad>"
+
+
+class EncoderTrainingError(TalkingHeadError):
+    pass
+
+
+def phone_inventory() -> list[str]:
+    from .corpus.phones import PHONES
+
+    return list(PHONES)
+
+
+def ctc_vocabulary() -> dict[str, int]:
+    """Blank first (CTC's blank is the tokenizer's pad token), then the phones; pauses are not tokens."""
+    tokens = [BLANK, "<unk>", "|"] + [p for p in phone_inventory() if p != "pau"]
+    return {t: i for i, t in enumerate(tokens)}
+
+
+def backbone_config(**extra):
+    """A small wav2vec2 (about 3.7 M parameters): 128-channel feature encoder, 4 x 256 transformer."""
+    from transformers import Wav2Vec2Config
+
+    return Wav2Vec2Config(
+        hidden_size=256,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        intermediate_size=1024,
+        conv_dim=(128,) * 7,
+        conv_bias=True,
+        feat_extract_norm="layer",
+        do_stable_layer_norm=True,
+        num_conv_pos_embeddings=64,
+        num_conv_pos_embedding_groups=16,
+        hidden_dropout=0.05,
+        attention_dropout=0.05,
+        activation_dropout=0.05,
+        feat_proj_dropout=0.05,
+        final_dropout=0.05,
+        layerdrop=0.0,
+        mask_time_prob=0.05,
+        mask_time_length=5,
+        **extra,
+    )
+
+
+@dataclass
+class Utterance:
+    id: str
+    speaker: str
+    emotion: str
+    seconds: float
+    wav: Path
+    phones: list  # [phone, start_s, end_s]
+
+
+def read_speech_set(folder: Path) -> list[Utterance]:
+    folder = Path(folder)
+    labels = folder / "labels.jsonl"
+    if not labels.is_file():
+        raise EncoderTrainingError(f"{folder} is not a speech set (no labels.jsonl): build one with `talking-head corpus speech`")
+    out = []
+    for line in labels.read_text().splitlines():
+        r = json.loads(line)
+        phones = json.loads((folder / "phones" / f"{r['id']}.json").read_text())["phones"]
+        speaker = r.get("speaker") or r["voice"]["name"]
+        out.append(Utterance(r["id"], speaker, r["emotion"], float(r["seconds"]), folder / "wav" / f"{r['id']}.wav", phones))
+    return out
+
+
+def split(utterances: list[Utterance], held_out: tuple[str, ...] = HELD_OUT_SPEAKERS) -> tuple[list[Utterance], list[Utterance]]:
+    train = [u for u in utterances if u.speaker not in held_out]
+    test = [u for u in utterances if u.speaker in held_out]
+    if not train or not test:
+        raise EncoderTrainingError(f"speech set has no {'training' if not train else 'held-out'} utterances (held-out voices {', '.join(held_out)})")
+    return train, test
+
+
+def normalise(samples: np.ndarray) -> np.ndarray:
+    """Zero mean, unit variance, as the feature extractor (and the pipeline's windows) do."""
+    return ((samples - samples.mean()) / np.sqrt(samples.var() + 1e-7)).astype(np.float32)
+
+
+def frame_phones(phones: list, frames: int) -> np.ndarray:
+    """Phone index of each 50 Hz frame (the phone under the frame's centre)."""
+    index = {p: i for i, p in enumerate(phone_inventory())}
+    centres = (np.arange(frames) * FRAME_SAMPLES + 200) / SAMPLE_RATE
+    ends = np.array([e for _, _, e in phones])
+    which = np.minimum(np.searchsorted(ends, centres, side="right"), len(phones) - 1)
+    return np.array([index[phones[w][0]] for w in which], dtype=np.int64)
+
+
+def _batches(utterances: list[Utterance], batch_seconds: float, rng: np.random.Generator) -> list[list[Utterance]]:
+    """Length-sorted batches of at most `batch_seconds` of padded audio, in random order."""
+    ordered = sorted(utterances, key=lambda u: u.seconds)
+    batches, current = [], []
+    for u in ordered:
+        if current and u.seconds * (len(current) + 1) > batch_seconds:
+            batches.append(current)
+            current = []
+        current.append(u)
+    if current:
+        batches.append(current)
+    rng.shuffle(batches)
+    return batches
+
+
+def _collate(batch: list[Utterance]) -> tuple[torch.Tensor, torch.Tensor]:
+    audio = [normalise(load_audio(u.wav)) for u in batch]
+    length = max(len(a) for a in audio)
+    values = torch.zeros(len(audio), length)
+    mask = torch.zeros(len(audio), length, dtype=torch.long)
+    for i, a in enumerate(audio):
+        values[i, : len(a)] = torch.from_numpy(a)
+        mask[i, : len(a)] = 1
+    return values, mask
+
+
+@dataclass
+class EncoderTrainingConfig:
+    epochs: int = 6
+    lr: float = 1e-3
+    warmup_steps: int = 300
+    batch_seconds: float = 40.0
+    aux_weight: float = 0.5
+    minutes: float | None = None  # stop (and save) after this much training time
+    seed: int = 0
+
+
+class _Run:
+    """Shared loop: AdamW, warm-up + cosine schedule, gradient clipping, resumable checkpoints."""
+
+    def __init__(self, out: Path, params, total_steps: int, cfg: EncoderTrainingConfig) -> None:
+        self.out, self.cfg = Path(out), cfg
+        self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.01)
+        warm = max(1, min(cfg.warmup_steps, total_steps // 5))
+
+        def factor(step: int) -> float:
+            if step < warm:
+                return (step + 1) / warm
+            done = min(1.0, (step - warm) / max(1, total_steps - warm))
+            return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * done))
+
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, factor)
+        self.state = {"epoch": 0, "step": 0, "seconds": 0.0, "log": []}
+        self.started = time.monotonic()
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.out / "checkpoint"
+
+    def resume(self) -> bool:
+        state = self.checkpoint / "state.json"
+        if not state.is_file():
+            return False
+        self.state = json.loads(state.read_text())
+        opt = torch.load(self.checkpoint / "optimizer.pt", weights_only=True)
+        self.optimizer.load_state_dict(opt["optimizer"])
+        self.scheduler.load_state_dict(opt["scheduler"])
+        return True
+
+    def out_of_time(self) -> bool:
+        if self.cfg.minutes is None:
+            return False
+        return self.state["seconds"] + (time.monotonic() - self.started) > 60 * self.cfg.minutes
+
+    def save(self, save_model) -> None:
+        self.checkpoint.mkdir(parents=True, exist_ok=True)
+        save_model(self.checkpoint)
+        torch.save({"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()}, self.checkpoint / "optimizer.pt")
+        state = dict(self.state, seconds=self.state["seconds"] + time.monotonic() - self.started)
+        (self.checkpoint / "state.json").write_text(json.dumps(state, indent=1))
+
+
+def train_content_encoder(speech: Path, out: Path, cfg: EncoderTrainingConfig = EncoderTrainingConfig(), resume: bool = False, progress: bool = True) -> dict:
+    """Train (or resume) the CTC content encoder; writes a `from_pretrained` folder to `out`."""
+    from safetensors.torch import load_file, save_file
+    from tqdm import tqdm
+    from transformers import Wav2Vec2CTCTokenizer, Wav2Vec2FeatureExtractor, Wav2Vec2ForCTC
+
+    from .encoders import quiet_transformers
+
+    quiet_transformers()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    train, held = split(read_speech_set(speech))
+    vocab = ctc_vocabulary()
+    torch.manual_seed(cfg.seed)
+    checkpoint = out / "checkpoint"
+    resuming = resume and (checkpoint / "state.json").is_file()
+    if resuming:
+        model = Wav2Vec2ForCTC.from_pretrained(checkpoint)
+    else:
+        model = Wav2Vec2ForCTC(backbone_config(vocab_size=len(vocab), pad_token_id=vocab[BLANK], ctc_loss_reduction="mean", ctc_zero_infinity=True))
+    aux = torch.nn.Linear(model.config.hidden_size, len(phone_inventory()))
+    if resuming:
+        aux.load_state_dict(load_file(checkpoint / "aux_head.safetensors"))
+    steps_per_epoch = len(_batches(train, cfg.batch_seconds, np.random.default_rng(cfg.seed)))
+    run = _Run(out, list(model.parameters()) + list(aux.parameters()), steps_per_epoch * cfg.epochs, cfg)
+    if resuming:
+        run.resume()
+
+    def save_model(folder: Path) -> None:
+        model.save_pretrained(folder)
+        save_file(aux.state_dict(), folder / "aux_head.safetensors")
+
+    tokens = {p: i for p, i in vocab.items()}
+    model.train()
+    stopped = False
+    for epoch in range(run.state["epoch"], cfg.epochs):
+        batches = _batches(train, cfg.batch_seconds, np.random.default_rng([cfg.seed, epoch]))
+        totals = np.zeros(3)
+        bar = tqdm(batches, desc=f"content epoch {epoch + 1}/{cfg.epochs}", disable=not progress)
+        for batch in bar:
+            values, mask = _collate(batch)
+            frames = model._get_feat_extract_output_lengths(mask.sum(1)).tolist()
+            targets = [[tokens[p] for p, _, _ in u.phones if p != "pau"] for u in batch]
+            labels = torch.full((len(batch), max(len(t) for t in targets)), -100, dtype=torch.long)
+            for i, t in enumerate(targets):
+                labels[i, : len(t)] = torch.tensor(t)
+            output = model(values, attention_mask=mask, labels=labels, output_hidden_states=True)
+            hidden = output.hidden_states[-1]
+            frame_labels = torch.full(hidden.shape[:2], -100, dtype=torch.long)
+            for i, (u, n) in enumerate(zip(batch, frames)):
+                frame_labels[i, :n] = torch.from_numpy(frame_phones(u.phones, n))
+            aux_loss = torch.nn.functional.cross_entropy(aux(hidden).transpose(1, 2), frame_labels, ignore_index=-100)
+            loss = output.loss + cfg.aux_weight * aux_loss
+            run.optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            run.optimizer.step()
+            run.scheduler.step()
+            run.state["step"] += 1
+            totals += (output.loss.item(), aux_loss.item(), 1)
+            bar.set_postfix(ctc=f"{totals[0] / totals[2]:.3f}", frame=f"{totals[1] / totals[2]:.3f}")
+            if run.out_of_time():
+                stopped = True
+                break
+        run.state["log"].append({"epoch": epoch + 1, "ctc": totals[0] / max(1, totals[2]), "frame_ce": totals[1] / max(1, totals[2]), "steps": int(totals[2])})
+        run.state["epoch"] = epoch + (0 if stopped else 1)
+        run.save(save_model)
+        if stopped:
+            break
+    model.eval()
+    model.save_pretrained(out)
+    Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=SAMPLE_RATE, do_normalize=True, return_attention_mask=True).save_pretrained(out)
+    vocab_file = out / "vocab.json"
+    vocab_file.write_text(json.dumps(vocab))
+    Wav2Vec2CTCTokenizer(str(vocab_file), pad_token=BLANK, unk_token="<unk>", word_delimiter_token="|").save_pretrained(out)
+    report = {"held_out_speakers": list(HELD_OUT_SPEAKERS), "train_utterances": len(train), "log": run.state["log"], "finished": not stopped}
+    report["phone_error_rate_held_out"] = phone_error_rate(model, held[:300])
+    (out / "training.json").write_text(json.dumps(report, indent=1))
+    return report
+
+
+def train_emotion_encoder(speech: Path, out: Path, init: Path, cfg: EncoderTrainingConfig = EncoderTrainingConfig(), resume: bool = False, progress: bool = True) -> dict:
+    """Train (or resume) the emotion classifier, its backbone started from the content encoder `init`."""
+    from tqdm import tqdm
+    from transformers import Wav2Vec2FeatureExtractor, Wav2Vec2ForSequenceClassification
+
+    from .corpus.emotions import EMOTIONS
+    from .encoders import quiet_transformers
+
+    quiet_transformers()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    train, held = split(read_speech_set(speech))
+    labels = list(EMOTIONS)
+    label_ids = {l: i for i, l in enumerate(labels)}
+    run_source = Path(init)
+    cp = out / "checkpoint"
+    if resume and (cp / "state.json").is_file():
+        run_source = cp
+    torch.manual_seed(cfg.seed)
+    model = Wav2Vec2ForSequenceClassification.from_pretrained(
+        run_source, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id=label_ids, classifier_proj_size=128, mask_time_prob=0.05
+    )
+    model.freeze_feature_encoder()
+    params = [p for p in model.parameters() if p.requires_grad]
+    steps_per_epoch = len(_batches(train, cfg.batch_seconds, np.random.default_rng(cfg.seed)))
+    run = _Run(out, params, steps_per_epoch * cfg.epochs, cfg)
+    if resume:
+        run.resume()
+    model.train()
+    stopped = False
+    for epoch in range(run.state["epoch"], cfg.epochs):
+        batches = _batches(train, cfg.batch_seconds, np.random.default_rng([cfg.seed, epoch]))
+        totals = np.zeros(3)
+        bar = tqdm(batches, desc=f"emotion epoch {epoch + 1}/{cfg.epochs}", disable=not progress)
+        for batch in bar:
+            values, mask = _collate(batch)
+            target = torch.tensor([label_ids[u.emotion] for u in batch])
+            output = model(values, attention_mask=mask, labels=target)
+            run.optimizer.zero_grad()
+            output.loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 5.0)
+            run.optimizer.step()
+            run.scheduler.step()
+            run.state["step"] += 1
+            totals += (output.loss.item(), (output.logits.argmax(-1) == target).float().mean().item(), 1)
+            bar.set_postfix(loss=f"{totals[0] / totals[2]:.3f}", acc=f"{totals[1] / totals[2]:.2f}")
+            if run.out_of_time():
+                stopped = True
+                break
+        run.state["log"].append({"epoch": epoch + 1, "loss": totals[0] / max(1, totals[2]), "train_accuracy": totals[1] / max(1, totals[2])})
+        run.state["epoch"] = epoch + (0 if stopped else 1)
+        run.save(model.save_pretrained)
+        if stopped:
+            break
+    model.eval()
+    model.save_pretrained(out)
+    Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=SAMPLE_RATE, do_normalize=True, return_attention_mask=True).save_pretrained(out)
+    report = {"held_out_speakers": list(HELD_OUT_SPEAKERS), "train_utterances": len(train), "log": run.state["log"], "finished": not stopped}
+    report.update(emotion_accuracy(model, held[:300]))
+    (out / "training.json").write_text(json.dumps(report, indent=1))
+    return report
+
+
+@torch.no_grad()
+def decode_phones(model, samples: np.ndarray) -> list[str]:
+    """Greedy CTC decoding: best token per frame, repeats merged, blanks dropped."""
+    inverse = {i: t for t, i in ctc_vocabulary().items()}
+    ids = model(torch.from_numpy(normalise(samples))[None]).logits[0].argmax(-1).tolist()
+    out, previous = [], None
+    for i in ids:
+        if i != previous and inverse.get(i, "<unk>") not in (BLANK, "|"):
+            out.append(inverse.get(i, "<unk>"))
+        previous = i
+    return out
+
+
+def phone_error_rate(model, utterances: list[Utterance]) -> float:
+    """Levenshtein distance between decoded and true phone strings (pauses excluded), over all phones."""
+    model.eval()
+    errors = total = 0
+    for u in utterances:
+        reference = [p for p, _, _ in u.phones if p != "pau"]
+        errors += edit_distance(decode_phones(model, load_audio(u.wav)), reference)
+        total += len(reference)
+    return errors / max(1, total)
+
+
+def edit_distance(a: list[str], b: list[str]) -> int:
+    from rapidfuzz.distance import Levenshtein
+
+    return int(Levenshtein.distance(a, b))
+
+
+@torch.no_grad()
+def emotion_accuracy(model, utterances: list[Utterance]) -> dict:
+    model.eval()
+    labels = [model.config.id2label[i] for i in range(len(model.config.id2label))]
+    confusion = np.zeros((len(labels), len(labels)), dtype=int)
+    for u in utterances:
+        logits = model(torch.from_numpy(normalise(load_audio(u.wav)))[None]).logits[0]
+        confusion[labels.index(u.emotion), int(logits.argmax())] += 1
+    return {"emotion_accuracy_held_out": float(np.trace(confusion) / max(1, confusion.sum())), "confusion": confusion.tolist(), "labels": labels}
