@@ -63,14 +63,19 @@ class ModelBundle:
         model.to(device).eval()
         return cls(path=path, config=config, model=model, template=template)
 
-    def save(self, path: str | Path) -> None:
-        """Write config, weights and template; encoders are saved separately (`save_encoders`)."""
+    def save(self, path: str | Path, half: bool = False) -> None:
+        """Write config, weights and template; encoders are saved separately (`save_encoders`).
+
+        `half` stores floating-point weights as float16 (half the download; widened on load).
+        """
         from safetensors.torch import save_file
 
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         self.config.save(path / CONFIG)
         state = {k: v.detach().contiguous().cpu() for k, v in self.model.state_dict().items()}
+        if half:
+            state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
         save_file(state, str(path / WEIGHTS), metadata={"format": "pt"})
         write_mesh(path / TEMPLATE, self.template.vertices, self.template.faces)
         self.path = path
@@ -116,3 +121,34 @@ def _read_weights(path: Path, model: TalkingHeadModel) -> dict[str, torch.Tensor
             )
     # Half-precision bundles are widened on load; the generators always run in float32.
     return {name: tensor.to(expected[name].dtype) for name, tensor in state.items()}
+
+
+def pack_bundle(source: str | Path, out: str | Path, half: bool = True) -> ModelBundle:
+    """A trained bundle made ready to ship: generators and local encoders in float16, without the
+    training leftovers (checkpoint, logs). Hub-id encoders stay hub ids."""
+    import shutil
+
+    from .encoders import load_pretrained
+
+    bundle = ModelBundle.load(source)
+    out = Path(out)
+    if out.resolve() == Path(source).resolve():
+        raise BundleError("pack writes a new folder: --out must differ from the source bundle")
+    sources = {which: Path(bundle.encoder_source(which)) for which in ("context", "emotion")}
+    bundle.save(out, half=half)
+    for which, location in sources.items():
+        if not location.is_dir():
+            continue
+        from transformers import AutoConfig, AutoModel, AutoModelForAudioClassification, Wav2Vec2ForCTC
+
+        architecture = (AutoConfig.from_pretrained(location).architectures or [""])[0]
+        model_class = Wav2Vec2ForCTC if "CTC" in architecture else AutoModelForAudioClassification if "Classification" in architecture else AutoModel
+        model = load_pretrained(model_class, str(location), f"{which} encoder")
+        target = out / "encoders" / which
+        (model.half() if half else model).save_pretrained(target)
+        for extra in ("preprocessor_config.json", "vocab.json", "tokenizer_config.json", "special_tokens_map.json", "training.json"):
+            if (location / extra).is_file():
+                shutil.copy2(location / extra, target / extra)
+        setattr(bundle.config, f"{which}_encoder", f"encoders/{which}")
+    bundle.config.save(out / CONFIG)
+    return ModelBundle.load(out)

@@ -27,6 +27,11 @@ def build_parser() -> argparse.ArgumentParser:
     tiny.add_argument("--encoders", choices=("tiny", "base"), default="tiny", help="encoder size (base = wav2vec2-base)")
     tiny.add_argument("--seed", type=int, default=0)
     tiny.set_defaults(run=_run_bundle_tiny)
+    pack = kinds.add_parser("pack", help="a trained bundle ready to ship: float16 weights, no training leftovers")
+    pack.add_argument("source", type=Path, help="trained bundle folder")
+    pack.add_argument("--out", required=True, type=Path, help="folder to write")
+    pack.add_argument("--fp32", action="store_true", help="keep float32 weights")
+    pack.set_defaults(run=_run_bundle_pack)
 
     animate = commands.add_parser("animate", help="sound file -> animation arrays or meshes")
     animate.add_argument("audio", type=Path, help="sound file (WAV, FLAC, OGG, MP3, ...)")
@@ -84,10 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     from ..blender import bake as blender_bake  # adds `bake`; bpy is imported only when it runs
     from .corpus.cli import register as register_corpus
+    from .demo import register as register_demo
     from .encoder_cli import register as register_encoders
 
     register_corpus(commands)
     register_encoders(commands)
+    register_demo(commands)
 
     blender_bake.register(commands)
     return parser
@@ -110,6 +117,15 @@ def _run_bundle_tiny(args: argparse.Namespace) -> int:
 
     bundle = make_tiny_bundle(args.out, n_vertices=args.vertices, template=args.template, encoders=args.encoders, seed=args.seed)
     print(f"wrote UNTRAINED bundle ({bundle.config.n_vertices} vertices, {args.encoders} encoders) to {args.out}")
+    return 0
+
+
+def _run_bundle_pack(args: argparse.Namespace) -> int:
+    from .bundle import pack_bundle
+
+    pack_bundle(args.source, args.out, half=not args.fp32)
+    size = sum(p.stat().st_size for p in args.out.rglob("*") if p.is_file())
+    print(f"wrote {args.out} ({size / 2**20:.1f} MiB)")
     return 0
 
 
@@ -207,6 +223,9 @@ def _run_train(args: argparse.Namespace) -> int:
         template=args.template,
         device=resolve_device(args.device),
     )
+    if not summary["history"]:
+        print("no epochs to run: encoder features are cached, nothing trained")
+        return 0
     print(f"best epoch {summary['best_epoch']} (val {summary['best_val']:.6g}); bundle in {args.out}; "
           f"median {summary['median_epoch_seconds']:.1f} s per epoch; log {args.out / 'train_log.csv'}")
     return 0

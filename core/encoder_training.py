@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +57,7 @@ def backbone_config(**extra):
     """A small wav2vec2 (about 3.7 M parameters): 128-channel feature encoder, 4 x 256 transformer."""
     from transformers import Wav2Vec2Config
 
-    return Wav2Vec2Config(
+    settings = dict(
         hidden_size=256,
         num_hidden_layers=4,
         num_attention_heads=4,
@@ -76,8 +76,8 @@ def backbone_config(**extra):
         layerdrop=0.0,
         mask_time_prob=0.05,
         mask_time_length=5,
-        **extra,
     )
+    return Wav2Vec2Config(**(settings | extra))
 
 
 @dataclass
@@ -160,6 +160,9 @@ class EncoderTrainingConfig:
     batch_seconds: float = 40.0
     aux_weight: float = 0.5
     minutes: float | None = None  # stop (and save) after this much training time
+    held_out: tuple = HELD_OUT_SPEAKERS  # voices kept out of training, for the error figures
+    backbone: dict = field(default_factory=dict)  # wav2vec2 config overrides (tests use a tiny one)
+    checkpoint_every: int = 40  # steps between mid-epoch checkpoints (long epochs on a shared CPU)
     seed: int = 0
 
 
@@ -204,8 +207,10 @@ class _Run:
         self.checkpoint.mkdir(parents=True, exist_ok=True)
         save_model(self.checkpoint)
         torch.save({"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()}, self.checkpoint / "optimizer.pt")
-        state = dict(self.state, seconds=self.state["seconds"] + time.monotonic() - self.started)
-        (self.checkpoint / "state.json").write_text(json.dumps(state, indent=1))
+        now = time.monotonic()
+        self.state["seconds"] += now - self.started
+        self.started = now
+        (self.checkpoint / "state.json").write_text(json.dumps(self.state, indent=1))
 
 
 def train_content_encoder(speech: Path, out: Path, cfg: EncoderTrainingConfig = EncoderTrainingConfig(), resume: bool = False, progress: bool = True) -> dict:
@@ -219,7 +224,7 @@ def train_content_encoder(speech: Path, out: Path, cfg: EncoderTrainingConfig = 
     quiet_transformers()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    train, held = split(read_speech_set(speech))
+    train, held = split(read_speech_set(speech), tuple(cfg.held_out))
     vocab = ctc_vocabulary()
     torch.manual_seed(cfg.seed)
     checkpoint = out / "checkpoint"
@@ -227,7 +232,7 @@ def train_content_encoder(speech: Path, out: Path, cfg: EncoderTrainingConfig = 
     if resuming:
         model = Wav2Vec2ForCTC.from_pretrained(checkpoint)
     else:
-        model = Wav2Vec2ForCTC(backbone_config(vocab_size=len(vocab), pad_token_id=vocab[BLANK], ctc_loss_reduction="mean", ctc_zero_infinity=True))
+        model = Wav2Vec2ForCTC(backbone_config(vocab_size=len(vocab), pad_token_id=vocab[BLANK], ctc_loss_reduction="mean", ctc_zero_infinity=True, **cfg.backbone))
     aux = torch.nn.Linear(model.config.hidden_size, len(phone_inventory()))
     if resuming:
         aux.load_state_dict(load_file(checkpoint / "aux_head.safetensors"))
@@ -246,8 +251,9 @@ def train_content_encoder(speech: Path, out: Path, cfg: EncoderTrainingConfig = 
     for epoch in range(run.state["epoch"], cfg.epochs):
         batches = _batches(train, cfg.batch_seconds, np.random.default_rng([cfg.seed, epoch]))
         totals = np.zeros(3)
-        bar = tqdm(batches, desc=f"content epoch {epoch + 1}/{cfg.epochs}", disable=not progress)
-        for batch in bar:
+        done = run.state.pop("batch", 0)
+        bar = tqdm(batches[done:], desc=f"content epoch {epoch + 1}/{cfg.epochs}", initial=done, total=len(batches), disable=not progress)
+        for position, batch in enumerate(bar, start=done + 1):
             values, mask = _collate(batch)
             frames = model._get_feat_extract_output_lengths(mask.sum(1)).tolist()
             targets = [[tokens[p] for p, _, _ in u.phones if p != "pau"] for u in batch]
@@ -269,21 +275,27 @@ def train_content_encoder(speech: Path, out: Path, cfg: EncoderTrainingConfig = 
             run.state["step"] += 1
             totals += (output.loss.item(), aux_loss.item(), 1)
             bar.set_postfix(ctc=f"{totals[0] / totals[2]:.3f}", frame=f"{totals[1] / totals[2]:.3f}")
-            if run.out_of_time():
+            if position % cfg.checkpoint_every == 0 and position < len(batches):
+                run.state["epoch"], run.state["batch"] = epoch, position
+                run.save(save_model)
+                run.state.pop("batch")
+            if run.out_of_time() and position < len(batches):
                 stopped = True
                 break
-        run.state["log"].append({"epoch": epoch + 1, "ctc": totals[0] / max(1, totals[2]), "frame_ce": totals[1] / max(1, totals[2]), "steps": int(totals[2])})
-        run.state["epoch"] = epoch + (0 if stopped else 1)
-        run.save(save_model)
         if stopped:
+            run.state["epoch"], run.state["batch"] = epoch, position
+            run.save(save_model)
             break
+        run.state["log"].append({"epoch": epoch + 1, "ctc": totals[0] / max(1, totals[2]), "frame_ce": totals[1] / max(1, totals[2]), "steps": int(totals[2])})
+        run.state["epoch"] = epoch + 1
+        run.save(save_model)
     model.eval()
     model.save_pretrained(out)
     Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=SAMPLE_RATE, do_normalize=True, return_attention_mask=True).save_pretrained(out)
     vocab_file = out / "vocab.json"
     vocab_file.write_text(json.dumps(vocab))
     Wav2Vec2CTCTokenizer(str(vocab_file), pad_token=BLANK, unk_token="<unk>", word_delimiter_token="|").save_pretrained(out)
-    report = {"held_out_speakers": list(HELD_OUT_SPEAKERS), "train_utterances": len(train), "log": run.state["log"], "finished": not stopped}
+    report = {"held_out_speakers": list(cfg.held_out), "train_utterances": len(train), "log": run.state["log"], "finished": not stopped}
     report["phone_error_rate_held_out"] = phone_error_rate(model, held[:300])
     (out / "training.json").write_text(json.dumps(report, indent=1))
     return report
@@ -300,7 +312,7 @@ def train_emotion_encoder(speech: Path, out: Path, init: Path, cfg: EncoderTrain
     quiet_transformers()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    train, held = split(read_speech_set(speech))
+    train, held = split(read_speech_set(speech), tuple(cfg.held_out))
     labels = list(EMOTIONS)
     label_ids = {l: i for i, l in enumerate(labels)}
     run_source = Path(init)
@@ -322,8 +334,9 @@ def train_emotion_encoder(speech: Path, out: Path, init: Path, cfg: EncoderTrain
     for epoch in range(run.state["epoch"], cfg.epochs):
         batches = _batches(train, cfg.batch_seconds, np.random.default_rng([cfg.seed, epoch]))
         totals = np.zeros(3)
-        bar = tqdm(batches, desc=f"emotion epoch {epoch + 1}/{cfg.epochs}", disable=not progress)
-        for batch in bar:
+        done = run.state.pop("batch", 0)
+        bar = tqdm(batches[done:], desc=f"emotion epoch {epoch + 1}/{cfg.epochs}", initial=done, total=len(batches), disable=not progress)
+        for position, batch in enumerate(bar, start=done + 1):
             values, mask = _collate(batch)
             target = torch.tensor([label_ids[u.emotion] for u in batch])
             output = model(values, attention_mask=mask, labels=target)
@@ -335,18 +348,24 @@ def train_emotion_encoder(speech: Path, out: Path, init: Path, cfg: EncoderTrain
             run.state["step"] += 1
             totals += (output.loss.item(), (output.logits.argmax(-1) == target).float().mean().item(), 1)
             bar.set_postfix(loss=f"{totals[0] / totals[2]:.3f}", acc=f"{totals[1] / totals[2]:.2f}")
-            if run.out_of_time():
+            if position % cfg.checkpoint_every == 0 and position < len(batches):
+                run.state["epoch"], run.state["batch"] = epoch, position
+                run.save(model.save_pretrained)
+                run.state.pop("batch")
+            if run.out_of_time() and position < len(batches):
                 stopped = True
                 break
-        run.state["log"].append({"epoch": epoch + 1, "loss": totals[0] / max(1, totals[2]), "train_accuracy": totals[1] / max(1, totals[2])})
-        run.state["epoch"] = epoch + (0 if stopped else 1)
-        run.save(model.save_pretrained)
         if stopped:
+            run.state["epoch"], run.state["batch"] = epoch, position
+            run.save(model.save_pretrained)
             break
+        run.state["log"].append({"epoch": epoch + 1, "loss": totals[0] / max(1, totals[2]), "train_accuracy": totals[1] / max(1, totals[2])})
+        run.state["epoch"] = epoch + 1
+        run.save(model.save_pretrained)
     model.eval()
     model.save_pretrained(out)
     Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=SAMPLE_RATE, do_normalize=True, return_attention_mask=True).save_pretrained(out)
-    report = {"held_out_speakers": list(HELD_OUT_SPEAKERS), "train_utterances": len(train), "log": run.state["log"], "finished": not stopped}
+    report = {"held_out_speakers": list(cfg.held_out), "train_utterances": len(train), "log": run.state["log"], "finished": not stopped}
     report.update(emotion_accuracy(model, held[:300]))
     (out / "training.json").write_text(json.dumps(report, indent=1))
     return report

@@ -39,7 +39,8 @@ def load_pretrained(model_class, source: str, what: str):
     """`model_class.from_pretrained(source)`, with a one-line error when it cannot be loaded."""
     quiet_transformers()
     try:
-        model = model_class.from_pretrained(source)
+        # float32 even for half-precision checkpoints (the demo bundle's): CPUs run it faster.
+        model = model_class.from_pretrained(source, dtype=torch.float32)
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise BundleError(f"cannot load the {what} from {source!r}: {first}") from None

@@ -213,3 +213,49 @@ def markdown_table(report: dict) -> str:
         rot = ", ".join(f"{x:.3f}" for x in d["rotation_deg"])
         lines.append(f"\nHead-motion diversity, {label} speech ({d['clip']}): rotation std per axis (deg) {rot}")
     return "\n".join(lines)
+
+
+def evaluate_styles(
+    data: str | Path,
+    bundle_path: str | Path,
+    styles: dict[str, str | Path],
+    lip: str | Path | None = None,
+    upper_face: str | Path | None = None,
+    style_subject: str | None = None,
+    cache: str | Path | None = None,
+    progress: bool = True,
+) -> dict:
+    """Unseen emotional clips animated without a tuned style and with each set of tuned styles.
+
+    `styles` maps a label (e.g. "convex", "direct") to a folder of `{subject}.json` styles from
+    `talking-head tune`. Clips any style was tuned or early-stopped on are left out of every row,
+    so all rows score the same clips, none of which tuning has seen.
+    """
+    from .tuning import Style
+
+    corpus = Corpus(data)
+    bundle = ModelBundle.load(bundle_path)
+    lip_idx, upper_idx = _regions(corpus, lip, upper_face)
+    evaluator = Evaluator(bundle, corpus, Path(cache) if cache else Path(data) / ".cache", style_subject)
+    loaded = {label: {p.stem: Style.load(p) for p in sorted(Path(folder).glob("*.json"))} for label, folder in styles.items()}
+    used = {Path(audio).stem for per_subject in loaded.values() for style in per_subject.values() for audio, _ in style.clips}
+    subjects = sorted(set.intersection(*(set(s) for s in loaded.values()))) if loaded else []
+    if not subjects:
+        raise TalkingHeadError("no subject has a tuned style in every styles folder")
+    clips = [c for c in corpus.subset("UE") if c.subject in subjects and c.name not in used]
+    rows: dict[str, dict[str, list]] = {label: {} for label in ["none", *loaded]}
+    for clip in tqdm(clips, desc="evaluate styles", unit="clip", disable=not progress, leave=False):
+        target = corpus.vertices(clip.name)
+        template = corpus.template(clip.subject)
+        for label in rows:
+            person = None if label == "none" else torch.tensor(loaded[label][clip.subject].p, dtype=torch.float32).unsqueeze(0)
+            faces, _ = evaluator.predict(clip, person=person)
+            rows[label].setdefault(clip.subject, []).append(_clip_metrics(faces, target, template, lip_idx, upper_idx))
+    result = {"bundle": str(bundle_path), "clips": len(clips), "subjects": subjects, "rows": {}}
+    for label, per_subject in rows.items():
+        everything = [m for ms in per_subject.values() for m in ms]
+        result["rows"][label] = _mean(everything) | {"per_subject_lve": {s: _mean(ms)["lve"] for s, ms in per_subject.items()}}
+    none = result["rows"]["none"]["lve"]
+    for label in loaded:
+        result["rows"][label]["lve_change_percent"] = 100.0 * (result["rows"][label]["lve"] - none) / none
+    return result

@@ -1,0 +1,191 @@
+"""Regenerate the README's results: corpus, encoders, the Table 2 variants, baseline, tuning, figures.
+
+Every step is a documented `talking-head` command, printed before it runs, and is skipped when its
+output already exists, so an interrupted run continues where it stopped (delete a step's folder to
+redo it). `make results` runs this with WORK=build/results; the whole chain takes about an hour and
+a half on a 2-core CPU. With --install-demo the full model is packed into weights/demo.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CLI = [sys.executable, "-m", "talking_head.core.cli"]
+MARK_START, MARK_END = "<!-- results:start -->", "<!-- results:end -->"
+
+# Table 2 of the paper plus the baseline; all share corpus, encoders and settings.
+RUNS = {
+    "baseline": ("baseline", {}),
+    "single-stage": ("single-stage", {}),
+    "two-stage": ("two-stage", {}),
+    "full": ("full", {}),
+    "full-lcon1": ("full", {"lambda_con": 1.0}),  # the paper's lambda_con, for the record
+}
+TUNING_MODES = ("convex", "direct")
+
+
+def run(command: list[str], threads: int | None = None, background: bool = False):
+    print("$ talking-head " + " ".join(str(c) for c in command[len(CLI):]), flush=True)
+    env = dict(os.environ)
+    if threads:
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    if background:
+        return subprocess.Popen([str(c) for c in command], env=env)
+    subprocess.run([str(c) for c in command], env=env, check=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, default=ROOT / "build" / "results")
+    parser.add_argument("--utterances", type=int, default=4000, help="speech set size for the encoders")
+    parser.add_argument("--encoder-epochs", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=8, help="generator epochs per variant")
+    parser.add_argument("--config", type=Path, default=ROOT / "scripts" / "demo_training.json", help="training settings for every variant")
+    parser.add_argument("--parallel", type=int, default=2, help="variants trained at once (one thread each)")
+    parser.add_argument("--install-demo", action="store_true", help="pack the full model into weights/demo")
+    parser.add_argument("--readme", type=Path, default=ROOT / "README.md")
+    args = parser.parse_args(argv)
+    w = args.work
+    w.mkdir(parents=True, exist_ok=True)
+    corpus, speech, enc, cache = w / "corpus", w / "speech", w / "encoders", w / "cache"
+
+    if not (corpus / "corpus.json").is_file():
+        run(CLI + ["corpus", "build", "--out", corpus])
+    if not (speech / "labels.jsonl").is_file():
+        run(CLI + ["corpus", "speech", "--out", speech, "--utterances", args.utterances])
+    if not (enc / "context" / "training.json").is_file():
+        run(CLI + ["encoders", "content", "--speech", speech, "--out", enc / "context", "--epochs", args.encoder_epochs, "--resume"])
+    if not (enc / "emotion" / "training.json").is_file():
+        run(CLI + ["encoders", "emotion", "--speech", speech, "--out", enc / "emotion", "--init", enc / "context", "--epochs", max(2, args.encoder_epochs // 2), "--resume"])
+
+    encoders = ["--context-encoder", enc / "context", "--emotion-encoder", enc / "emotion", "--cache", cache]
+    # Features first, in one process, so parallel trainings only read the cache.
+    todo = [name for name in RUNS if not (w / "bundles" / name / "train_log.csv").is_file() or _unfinished(w / "bundles" / name, args.epochs)]
+    if todo:
+        run(CLI + ["train", "--data", corpus, "--out", w / "bundles" / "features-only", "--variant", "baseline", "--epochs", "0", *encoders])
+    pending = list(todo)
+    while pending:
+        batch, pending = pending[: args.parallel], pending[args.parallel :]
+        jobs = [
+            run(CLI + ["train", "--data", corpus, "--out", w / "bundles" / name, "--variant", RUNS[name][0], "--epochs", args.epochs, "--config", _config(w, name, args.config), "--resume", *encoders],
+                threads=max(1, (os.cpu_count() or 2) // len(batch)), background=True)
+            for name in batch
+        ]
+        if any(job.wait() for job in jobs):
+            raise SystemExit("a training run failed")
+
+    for name in RUNS:
+        report = w / "reports" / name
+        if not (report / "report.json").is_file():
+            run(CLI + ["evaluate", "--data", corpus, "--bundle", w / "bundles" / name, "--out", report, "--subsets", "SN,SE,UN,UE" if name == "full" else "SE,UE", "--cache", cache])
+
+    unseen = json.loads((corpus / "corpus.json").read_text())
+    unseen = [s["name"] for s in unseen["subjects"] if s.get("split") == "unseen"]
+    for mode in TUNING_MODES:
+        for subject in unseen:
+            style = w / "styles" / mode / f"{subject}.json"
+            if not style.is_file():
+                run(CLI + ["tune", "--bundle", w / "bundles" / "full", "--data", corpus, "--subject", subject, "--mode", mode, "--out", style, "--device", "cpu"])
+    tuning = w / "reports" / "tuning.json"
+    if not tuning.is_file():
+        from talking_head.core.evaluate import evaluate_styles
+
+        print("$ (evaluate_styles) unseen emotional clips without and with tuned styles", flush=True)
+        result = evaluate_styles(corpus, w / "bundles" / "full", {m: w / "styles" / m for m in TUNING_MODES}, cache=cache)
+        tuning.write_text(json.dumps(result, indent=2) + "\n")
+
+    images = ROOT / "docs" / "images"
+    for name in ("lip_distance.png", "head_motion.png"):
+        shutil.copy2(w / "reports" / "full" / name, images / f"results_{name}")
+    if args.install_demo:
+        target = ROOT / "weights" / "demo"
+        keep = {p: p.read_bytes() for p in (target / "README.md",) if p.is_file()}
+        if target.exists():
+            shutil.rmtree(target)
+        run(CLI + ["bundle", "pack", w / "bundles" / "full", "--out", target])
+        for path, data in keep.items():
+            path.write_bytes(data)
+    write_readme(args.readme, results_markdown(w))
+    print(f"updated {args.readme} (results section) and {images}/results_*.png")
+    return 0
+
+
+def _config(w: Path, name: str, base: Path) -> Path:
+    """The shared settings with this run's model overrides."""
+    settings = json.loads(base.read_text())
+    settings["model"] = {**settings.get("model", {}), **RUNS[name][1]}
+    path = w / "configs" / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(settings, indent=1) + "\n")
+    return path
+
+
+def _unfinished(bundle: Path, epochs: int) -> bool:
+    state = bundle / "checkpoint" / "state.json"
+    return not state.is_file() or json.loads(state.read_text())["epoch"] < epochs
+
+
+def results_markdown(w: Path) -> str:
+    reports = {name: json.loads((w / "reports" / name / "report.json").read_text()) for name in RUNS}
+    enc = {k: json.loads((w / "encoders" / k / "training.json").read_text()) for k in ("context", "emotion")}
+    tuning = json.loads((w / "reports" / "tuning.json").read_text())
+    lines = ["Measured by `make results` on the demo corpus (14 synthetic subjects, 6 seen; test clips never trained on).", ""]
+    lines += [
+        f"Encoders (trained here on {enc['context']['train_utterances']} synthetic utterances; held-out voices "
+        f"{', '.join(enc['context']['held_out_speakers'])}): phone error rate {enc['context']['phone_error_rate_held_out']:.1%}, "
+        f"emotion accuracy {enc['emotion']['emotion_accuracy_held_out']:.1%}.",
+        "",
+        "Faces (Table 2 of the paper; lip = LVE, face = mean vertex error; x1e-4, lower is better; "
+        "SE/UE = seen/unseen subjects' emotional test clips, unseen subjects animated with the first seen subject's style):",
+        "",
+        "| model | SE lip | SE face | UE lip | UE face |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    rows = [("template only (no motion)", reports["full"], "template")] + [(name, reports[name], "model") for name in RUNS]
+    lam = {name: json.loads((w / "configs" / f"{name}.json").read_text())["model"].get("lambda_con") for name in RUNS}
+    labels = {"full": f"two-stage + Lcon, lambda_con {lam['full']} (full)", "full-lcon1": f"two-stage + Lcon, lambda_con {lam['full-lcon1']}", "baseline": "baseline (FaceFormer-style)"}
+    for label, report, key in rows:
+        cell = lambda subset, metric: f"{report['subsets'][subset][key][metric] * 1e4:.2f}" if subset in report["subsets"] else "-"
+        lines.append(f"| {labels.get(label, label)} | {cell('SE', 'lve')} | {cell('SE', 'max_face')} | {cell('UE', 'lve')} | {cell('UE', 'max_face')} |")
+    full = reports["full"]["subsets"]
+    if "SN" in full and "UN" in full:
+        lines += ["", f"Neutral test clips, full model: SN lip {full['SN']['model']['lve'] * 1e4:.2f} (template only {full['SN']['template']['lve'] * 1e4:.2f}), "
+                  f"UN lip {full['UN']['model']['lve'] * 1e4:.2f} (template only {full['UN']['template']['lve'] * 1e4:.2f})."]
+    t = tuning["rows"]
+    lines += [
+        "",
+        f"Personalized tuning (6 clips per unseen subject, one more to stop early; scored on the {tuning['clips']} unseen emotional clips tuning never saw):",
+        "",
+        "| style | UE lip (LVE x1e-4) | change |",
+        "| --- | --- | --- |",
+        f"| none (first seen subject's style) | {t['none']['lve'] * 1e4:.2f} | |",
+    ]
+    for mode in TUNING_MODES:
+        lines.append(f"| {mode} tuning | {t[mode]['lve'] * 1e4:.2f} | {t[mode]['lve_change_percent']:+.1f}% |")
+    div = reports["full"].get("head_diversity", {})
+    if div:
+        lines += ["", "Head-motion diversity of the full model (standard deviation over 20 seeds, degrees, per axis):", ""]
+        for kind in ("neutral", "emotional"):
+            lines.append(f"- {kind} speech ({div[kind]['clip']}): " + ", ".join(f"{x:.2f}" for x in div[kind]["rotation_deg"]))
+    lines += ["", "![lip distance](docs/images/results_lip_distance.png)", "", "![head motion](docs/images/results_head_motion.png)"]
+    return "\n".join(lines)
+
+
+def write_readme(readme: Path, body: str) -> None:
+    text = readme.read_text()
+    if MARK_START not in text:
+        text = text.rstrip() + f"\n\n## Results\n\n{MARK_START}\n{MARK_END}\n"
+    head, rest = text.split(MARK_START, 1)
+    _, tail = rest.split(MARK_END, 1)
+    readme.write_text(f"{head}{MARK_START}\n{body}\n{MARK_END}{tail}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
