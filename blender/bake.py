@@ -1,7 +1,8 @@
 """`talking-head bake`: the Animate button without a UI, through the bpy module.
 
     talking-head bake AUDIO --bundle DIR --blend OUT.blend [--mesh MESH.ply] [--fbx OUT.fbx]
-                      [--abc OUT.abc] [--preview OUT.png] [--seed N] [--subject NAME] [--no-head]
+                      [--abc OUT.abc] [--preview OUT.png] [--seed N] [--subject NAME]
+                      [--style STYLE.json] [--no-head]
 
 It builds a scene (sound strip at frame 1, the template head or MESH), runs the same worker and
 writer as the panel, saves the .blend with the sound packed in (it plays with sound when
@@ -26,6 +27,7 @@ def register(commands) -> None:
     bake.add_argument("--preview", type=Path, help="also render a strip of frames (Cycles, CPU) into this PNG")
     bake.add_argument("--seed", type=int, default=0, help="head-motion variation (same seed, same motion)")
     bake.add_argument("--subject", default="", help="speaking style: a subject of the bundle (default: its first)")
+    bake.add_argument("--style", type=Path, help="a tuned style (STYLE.json from `talking-head tune` or the panel)")
     bake.add_argument("--no-head", action="store_true", help="no head motion")
     bake.add_argument("--compact", action="store_true", help="a few PCA shape keys instead of one per frame")
     bake.add_argument("--fps", type=float, default=25.0, help="scene frame rate (default 25, the model's)")
@@ -49,7 +51,8 @@ def _bake(args: argparse.Namespace) -> int:
     import bpy
 
     from ..core.errors import AudioError
-    from . import export, preview, registration, session
+    from . import export, preview, registration, session, styles
+    from .bundle_info import read_bundle_info
 
     if not args.audio.is_file():
         raise AudioError(f"audio file not found: {args.audio}")
@@ -66,10 +69,17 @@ def _bake(args: argparse.Namespace) -> int:
         settings.bundle_source, settings.bundle_folder = "FOLDER", str(args.bundle.resolve())
         settings.target = session.add_head(scene.collection, str(args.bundle), str(args.mesh) if args.mesh else None)
         settings.strip = strip.name
+        info = read_bundle_info(args.bundle.resolve())
         if args.subject:
+            info.config.subject_index(args.subject)  # one line for an unknown subject
+        if args.style:  # like `animate --style`: the style's p, Gn speaking like --subject or the style's subject
+            choice = styles.add_style_file(settings, args.style.resolve())
+            styles.job_choice(choice, info, args.subject)
+            settings.subject = choice
+        elif args.subject:
             settings.subject = args.subject
         settings.seed, settings.head_motion, settings.compact, settings.device = args.seed, not args.no_head, args.compact, args.device
-        take = session.animate(scene, settings)
+        take = session.animate(scene, settings, speaking_style=args.subject if args.style else "")
         print(f"animated {take.n_shape_keys} shape keys over frames {take.frame_start}-{take.frame_end}")
         strip.sound.pack()
         args.blend.parent.mkdir(parents=True, exist_ok=True)

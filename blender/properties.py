@@ -4,29 +4,46 @@ add-on preferences."""
 from __future__ import annotations
 
 import bpy
-from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
+from bpy.props import BoolProperty, CollectionProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
 from .dependencies import ROOT_PACKAGE
 
-# Enum items must stay referenced while Blender shows them.
-_subject_items: list[tuple[str, str, str]] = []
+# Enum items must stay referenced while Blender shows them: every list handed out is kept.
+_style_items: dict[tuple, list] = {}
+_NO_BUNDLE = [("", "(no bundle)", "Choose a model bundle first")]
 
 
 def _is_mesh(self, obj: bpy.types.Object) -> bool:
     return obj.type == "MESH"
 
 
-def _subjects(self, context) -> list[tuple[str, str, str]]:
-    from .bundle_info import read_bundle_info
-    from .session import bundle_path
+def _styles(self, context) -> list:
+    """The Style chooser: the bundle's subjects and the style files listed for it (blender/styles.py)."""
+    from . import styles
 
-    _subject_items.clear()
     try:
-        subjects = read_bundle_info(bundle_path(self)).subjects
-    except Exception:  # no bundle chosen yet: offer nothing rather than fail while drawing
-        subjects = []
-    _subject_items.extend((name, name, f"Speak in the style of {name}") for name in subjects)
-    return _subject_items or [("", "(no bundle)", "Choose a model bundle first")]
+        items = styles.choice_items(self)
+    except Exception:  # never fail while drawing
+        items = []
+    if not items:
+        return _NO_BUNDLE
+    return _style_items.setdefault(tuple(items), items)
+
+
+class TalkingHeadStyleFile(bpy.types.PropertyGroup):
+    """A style file the user added or tuned in this .blend (the panel lists it)."""
+
+    filepath: StringProperty(name="Style file", subtype="FILE_PATH")
+
+
+class TalkingHeadTuningClip(bpy.types.PropertyGroup):
+    """One clip to tune a style from: a sound strip and the face animated to it."""
+
+    strip: StringProperty(name="Sound", description="Sound strip of the Video Sequencer: what the person says")
+    mesh: PointerProperty(
+        name="Face", type=bpy.types.Object, poll=_is_mesh,
+        description="The person's face, animated over the strip by shape keys or an Alembic cache (the template's topology)",
+    )
 
 
 class TalkingHeadSettings(bpy.types.PropertyGroup):
@@ -38,7 +55,25 @@ class TalkingHeadSettings(bpy.types.PropertyGroup):
         default="DEMO",
     )
     bundle_folder: StringProperty(name="Bundle", subtype="DIR_PATH", description="Model bundle folder (config.json, model.safetensors, template.ply)")
-    subject: EnumProperty(name="Style", items=_subjects, description="Speaking style: a subject the model was trained on")
+    subject: EnumProperty(name="Style", items=_styles, description="Speaking style: a subject the model was trained on, or a tuned style")
+    blend_styles: BoolProperty(name="Blend Styles", default=False, description="Mix this style with a second style or subject")
+    second_style: EnumProperty(name="With", items=_styles, description="The second style of the blend")
+    style_weight: FloatProperty(
+        name="Weight", default=0.5, min=0.0, max=1.0, subtype="FACTOR",
+        description="p = w p(Style) + (1 - w) p(With): 1 is the first style alone, 0 the second alone",
+    )
+    styles: CollectionProperty(type=TalkingHeadStyleFile, description="Style files added or tuned in this file")
+    tuning_clips: CollectionProperty(type=TalkingHeadTuningClip)
+    tuning_clip_index: IntProperty(default=0, min=0)
+    tuning_name: StringProperty(name="Name", default="My Style", description="Name of the style to tune")
+    tuning_mode: EnumProperty(
+        name="Mode",
+        items=[
+            ("convex", "Convex", "Weights over the trained subjects' embeddings (stays within what the model knows)"),
+            ("direct", "Direct", "The embedding itself, freely (for comparison)"),
+        ],
+        default="convex",
+    )
     head_motion: BoolProperty(name="Head motion", default=True, description="Turn and move the head with the speech")
     head_amplitude: FloatProperty(name="Amplitude", default=1.0, min=0.0, soft_max=2.0, max=5.0, description="Scale of head turns and moves")
     seed: IntProperty(name="Seed", default=0, min=0, description="Head-motion variation: same seed, same motion")
@@ -87,7 +122,7 @@ def python_path() -> str:
     return bpy.path.abspath(prefs.python_path) if prefs is not None and prefs.python_path else ""
 
 
-CLASSES = (TalkingHeadSettings, TalkingHeadPreferences)
+CLASSES = (TalkingHeadStyleFile, TalkingHeadTuningClip, TalkingHeadSettings, TalkingHeadPreferences)
 
 
 def register() -> None:

@@ -7,10 +7,10 @@ import bpy
 
 
 def _classes() -> tuple:
-    from ..operators import animate, dependencies, export
+    from ..operators import animate, dependencies, export, tuning
     from ..panels import sidebar
 
-    return (*animate.CLASSES, *export.CLASSES, *dependencies.CLASSES, *sidebar.CLASSES)
+    return (*animate.CLASSES, *tuning.CLASSES, *export.CLASSES, *dependencies.CLASSES, *sidebar.CLASSES)
 
 
 def register() -> None:

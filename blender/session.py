@@ -11,8 +11,8 @@ import bpy
 import numpy as np
 
 from ..core.errors import AudioError, BundleError, TalkingHeadError
-from . import dependencies, writer
-from .bundle_info import DEMO_BUNDLE, demo_available, read_bundle_info
+from . import dependencies, styles, writer
+from .bundle_info import DEMO_BUNDLE, BundleInfo, demo_available, read_bundle_info
 from .worker_client import WorkerJob, WorkerResult
 
 # The template's coordinates are Y-up with the face towards +Z (BIWI); Blender is Z-up and
@@ -71,13 +71,13 @@ def add_sound_strip(scene: bpy.types.Scene, filepath: str, frame: int | None = N
         raise AudioError(f"Blender cannot read this sound file ({exc}): {path}") from None
 
 
-def audio_file_of(strip) -> tuple[str, bool]:
+def audio_file_of(strip, folder: Path | None = None) -> tuple[str, bool]:
     """A file the worker can read for a sound strip: (path, is_temporary). Packed sounds are
-    written out to a temporary file."""
+    written out to a temporary file (in `folder`, when given)."""
     sound = strip.sound
     if sound.packed_file is not None:
         suffix = Path(sound.filepath).suffix or ".wav"
-        handle = tempfile.NamedTemporaryFile(prefix="talking_head_", suffix=suffix, delete=False)
+        handle = tempfile.NamedTemporaryFile(prefix="talking_head_", suffix=suffix, delete=False, dir=folder)
         with handle:
             handle.write(sound.packed_file.data)
         return handle.name, True
@@ -126,27 +126,36 @@ def add_head(collection, bundle: str, mesh_file: str | None = None, name: str = 
     return obj
 
 
-def prepare(scene: bpy.types.Scene, settings) -> AnimateJob:
-    """Check everything a user can get wrong before starting the worker; raises TalkingHeadError."""
+def chosen_bundle(settings) -> BundleInfo:
+    """The model bundle the settings name; raises BundleError when there is none."""
     bundle = bundle_path(settings)
     if settings.bundle_source == "DEMO" and not demo_available():
         raise BundleError("this build ships no demo model: set Model to 'Folder' and choose a model bundle folder")
     if not bundle:
         raise BundleError("choose a model bundle folder")
-    info = read_bundle_info(bundle)
+    return read_bundle_info(bundle)
+
+
+def prepare(scene: bpy.types.Scene, settings, speaking_style: str = "") -> AnimateJob:
+    """Check everything a user can get wrong before starting the worker; raises TalkingHeadError.
+    `speaking_style` (a subject) overrides a chosen style's own speaking style (`bake --subject`)."""
+    info = chosen_bundle(settings)
     writer.check_mesh(settings.target, info.n_vertices)
     strip = find_strip(scene, settings.strip)
+    first = styles.job_choice(settings.subject, info, speaking_style)
+    second = styles.job_choice(settings.second_style, info) if settings.blend_styles else None
     python, paths = dependencies.worker_python(_python_path())
     audio, _ = audio_file_of(strip)
-    subject = settings.subject if settings.subject in info.subjects else ""
     job = {
         "audio": audio,
-        "bundle": bundle,
-        "subject": subject,
+        "bundle": str(info.path),
+        "subject": first.get("subject", "") if second is None and "file" not in first else "",
         "seed": int(settings.seed),
         "with_head": bool(settings.head_motion),
         "device": settings.device,
     }
+    if second is not None or "file" in first:
+        job["style"] = {"first": first, "second": second, "weight": float(settings.style_weight)}
     return AnimateJob(job, python, paths, settings.target, float(_strip_start(strip)))
 
 
@@ -168,9 +177,9 @@ def apply(scene: bpy.types.Scene, settings, request: AnimateJob, result: WorkerR
     )
 
 
-def animate(scene: bpy.types.Scene, settings, timeout: float | None = None) -> writer.TakeInfo:
+def animate(scene: bpy.types.Scene, settings, timeout: float | None = None, speaking_style: str = "") -> writer.TakeInfo:
     """The synchronous path: prepare, run the worker to the end, write."""
-    request = prepare(scene, settings)
+    request = prepare(scene, settings, speaking_style)
     worker = start(request)
     try:
         result = worker.wait(timeout)

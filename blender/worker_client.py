@@ -2,8 +2,8 @@
 
 No `bpy` and no torch here: Blender talks to the worker through a JSON job file, JSON progress
 lines on the worker's stdout and the result files it leaves (an `Animation` .npz and the
-template vertices .npy). The modal operator polls `WorkerJob.poll()` from a timer; scripts,
-tests and the headless `bake` command call `WorkerJob.wait()`.
+template vertices .npy, or a tuned style's JSON). The modal operators poll `WorkerJob.poll()`
+from a timer; scripts, tests and the headless `bake` command call `WorkerJob.wait()`.
 """
 
 from __future__ import annotations
@@ -40,9 +40,24 @@ from talking_head.core.worker import main
 raise SystemExit(main(sys.argv[2:]))
 """
 
-STAGE_NAMES = {"loading": "Loading model", "encoding": "Listening", "generating": "Animating", "saving": "Saving"}
-# Share of the progress bar each stage fills, in order.
-STAGE_SPANS = {"loading": (0.0, 0.1), "encoding": (0.1, 0.2), "generating": (0.2, 0.95), "saving": (0.95, 1.0)}
+STAGE_NAMES = {
+    "loading": "Loading model",
+    "encoding": "Listening",
+    "generating": "Animating",
+    "preparing": "Reading clips",
+    "tuning": "Tuning",
+    "saving": "Saving",
+}
+# Share of the progress bar each stage fills, in order (animation: loading, encoding,
+# generating, saving; tuning: loading, preparing, tuning, saving).
+STAGE_SPANS = {
+    "loading": (0.0, 0.1),
+    "encoding": (0.1, 0.2),
+    "generating": (0.2, 0.95),
+    "preparing": (0.1, 0.3),
+    "tuning": (0.3, 0.95),
+    "saving": (0.95, 1.0),
+}
 
 
 class WorkerError(TalkingHeadError):
@@ -59,6 +74,13 @@ class WorkerResult:
 
 
 @dataclass
+class TuneResult:
+    """What a finished tuning job hands back: the style file's content (core/style.py `Style`)."""
+
+    style: dict
+
+
+@dataclass
 class WorkerJob:
     """One running worker process."""
 
@@ -68,15 +90,16 @@ class WorkerJob:
     log_path: Path
     progress: float = 0.0
     stage: str = "Starting"
-    result: WorkerResult | None = None
+    result: WorkerResult | TuneResult | None = None
     error: str | None = None
     finished: bool = False
     _reader: threading.Thread | None = field(default=None, repr=False)
 
     @classmethod
-    def start(cls, python: str, job: dict, python_paths: list[str] = ()) -> "WorkerJob":
-        """Start `python` on `job` (audio, bundle, subject, seed, with_head, device)."""
-        work_dir = Path(tempfile.mkdtemp(prefix="talking_head_"))
+    def start(cls, python: str, job: dict, python_paths: list[str] = (), work_dir: Path | None = None) -> "WorkerJob":
+        """Start `python` on `job` (see core/worker.py). `work_dir`, a fresh temporary folder by
+        default, holds the job's files and is deleted with everything in it by `cleanup()`."""
+        work_dir = Path(work_dir) if work_dir is not None else Path(tempfile.mkdtemp(prefix="talking_head_"))
         job = dict(job, out=str(work_dir / "result"))
         job_path = work_dir / "job.json"
         job_path.write_text(json.dumps(job))
@@ -158,6 +181,14 @@ class WorkerJob:
             self.stage = STAGE_NAMES.get(stage, stage)
         elif "error" in message:
             self.error = message["error"]
+        elif "style" in message:
+            try:
+                style = json.loads(Path(message["style"]).read_text())
+            except (OSError, json.JSONDecodeError) as exc:
+                self.error = f"the tuning worker's style file cannot be read: {exc}"
+                return
+            self.result = TuneResult(style)
+            self.progress, self.stage = 1.0, "Done"
         elif "done" in message:
             animation = Animation.load_npz(message["done"])
             template = np.load(message["template"], allow_pickle=False)
@@ -185,7 +216,7 @@ def _read_lines(stream, messages: queue.Queue) -> None:
     messages.put(None)
 
 
-def run_worker(python: str, job: dict, python_paths: list[str] = (), timeout: float | None = None) -> WorkerResult:
+def run_worker(python: str, job: dict, python_paths: list[str] = (), timeout: float | None = None) -> WorkerResult | TuneResult:
     """Start a worker and wait for it: the synchronous path (scripts, tests, `bake`)."""
     worker = WorkerJob.start(python, job, python_paths)
     try:

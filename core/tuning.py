@@ -8,60 +8,36 @@ each step) and a penalty on sum(alpha) - 1, so p* stays in the convex hull of th
 
 from __future__ import annotations
 
-import json
+import subprocess
+import sys
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from .bundle import ModelBundle
-from .errors import TalkingHeadError
 from .losses import vertex_loss
 from .model import interpolate_frames
 from .pipeline import Animator
+from .style import MAX_DURATION_MISMATCH_S, MIN_CLIPS, Style, TuningError
+
+__all__ = ["MAX_DURATION_MISMATCH_S", "MODES", "Style", "Tuner", "TuningClip", "TuningError", "person_for", "read_mesh_sequence", "tune_style"]
 
 MODES = ("convex", "direct")
-MAX_DURATION_MISMATCH_S = 0.5
-
-
-class TuningError(TalkingHeadError):
-    """Clips that cannot be used for tuning (too few, wrong vertex count, wrong duration)."""
-
-
-@dataclass
-class Style:
-    """A tuned speaking style: weights over the bundle's pivots and the embedding they make."""
-
-    name: str
-    bundle: str
-    alpha: list[float]
-    p: list[float]
-    subject: str
-    mode: str = "convex"
-    clips: list[list[str]] = field(default_factory=list)
-    error_before: float | None = None
-    error_after: float | None = None
-
-    def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(asdict(self), indent=2) + "\n")
-
-    @classmethod
-    def load(cls, path: str | Path) -> "Style":
-        path = Path(path)
-        if not path.is_file():
-            raise TuningError(f"style file not found: {path}")
-        try:
-            data = json.loads(path.read_text())
-            return cls(**data)
-        except (json.JSONDecodeError, TypeError) as exc:
-            raise TuningError(f"{path} is not a Talking Head style file ({exc})") from None
-
-    @staticmethod
-    def interpolate(a: np.ndarray, b: np.ndarray, w: float) -> np.ndarray:
-        """p_new = w p_i + (1 - w) p_j (section 9); w = 1 gives a and w = 0 gives b exactly."""
-        return (w * np.asarray(a, np.float32) + (1 - w) * np.asarray(b, np.float32)).astype(np.float32)
+# Runs blender/alembic_reader.py with the bpy module, with this folder's code as `talking_head`
+# (as blender/worker_client.py starts the worker).
+ALEMBIC_BOOTSTRAP = """
+import importlib.util, sys
+root = sys.argv[1]
+spec = importlib.util.spec_from_file_location("talking_head", root + "/__init__.py", submodule_search_locations=[root])
+package = importlib.util.module_from_spec(spec)
+sys.modules["talking_head"] = package
+spec.loader.exec_module(package)
+from talking_head.blender.alembic_reader import main
+raise SystemExit(main(sys.argv[2:]))
+"""
 
 
 @dataclass
@@ -74,7 +50,8 @@ class TuningClip:
 
 
 def read_mesh_sequence(path: str | Path, n_vertices: int) -> np.ndarray:
-    """(frames, V, 3) from .npy ((frames, V, 3) or (frames, 3V)) or a folder of .ply/.obj frames."""
+    """(frames, V, 3) from .npy ((frames, V, 3) or (frames, 3V)), a folder of .ply/.obj frames,
+    or an Alembic .abc file (read at 25 fps with Blender's bpy module, in a subprocess)."""
     from .mesh_io import read_mesh
 
     path = Path(path)
@@ -87,15 +64,46 @@ def read_mesh_sequence(path: str | Path, n_vertices: int) -> np.ndarray:
         frames = np.load(path, allow_pickle=False)
         if frames.ndim == 2 and frames.shape[1] % 3 == 0:
             frames = frames.reshape(frames.shape[0], -1, 3)
+    elif path.suffix.lower() == ".abc" and path.is_file():
+        frames = read_alembic(path, n_vertices)
     elif not path.exists():
         raise TuningError(f"mesh sequence not found: {path}")
     else:
-        raise TuningError(f"unsupported mesh sequence {path.name}: use .npy (frames, V, 3) or a folder of .ply/.obj frames")
+        raise TuningError(
+            f"unsupported mesh sequence {path.name}: use .npy (frames, V, 3), a folder of .ply/.obj frames or an Alembic .abc file"
+        )
     if frames.ndim != 3 or frames.shape[2] != 3:
         raise TuningError(f"{path}: expected (frames, V, 3) vertices, got shape {frames.shape}")
     if frames.shape[1] != n_vertices:
         raise TuningError(f"{path}: {frames.shape[1]} vertices per frame, the bundle's template has {n_vertices}")
     return frames.astype(np.float32)
+
+
+def read_alembic(path: str | Path, n_vertices: int, fps: float = 25.0) -> np.ndarray:
+    """(frames, V, 3) world positions of the mesh with `n_vertices` vertices in an Alembic file,
+    in the file's own (Y-up) coordinates, one frame per 1/fps s over the file's time range.
+    core never imports bpy: blender/alembic_reader.py does the reading in a subprocess."""
+    import importlib.util
+    import tempfile
+
+    if importlib.util.find_spec("bpy") is None:
+        raise TuningError(
+            f"reading the Alembic clip {Path(path).name} needs Blender's Python module: "
+            "pip install bpy (Python 3.11), or convert the clip to .npy"
+        )
+    root = Path(__file__).resolve().parents[1]
+    with tempfile.TemporaryDirectory(prefix="talking_head_abc_") as folder:
+        out = Path(folder) / "frames.npy"
+        command = [sys.executable, "-c", ALEMBIC_BOOTSTRAP, str(root), str(Path(path).resolve()), str(out), str(n_vertices), str(fps)]
+        try:
+            done = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, text=True, cwd=folder)
+        except OSError as exc:
+            raise TuningError(f"cannot start {sys.executable} to read {Path(path).name}: {exc}") from None
+        if done.returncode != 0 or not out.is_file():
+            lines = [line for line in (done.stderr or "").strip().splitlines() if line.strip()]
+            why = lines[-1] if lines else f"exit code {done.returncode}"
+            raise TuningError(f"cannot read the Alembic clip {Path(path).name}: {why.removeprefix('error: ')}")
+        return np.load(out, allow_pickle=False)
 
 
 class Tuner:
@@ -210,8 +218,8 @@ def tune_style(
     progress: Callable[[int, int], None] | None = None,
 ) -> Style:
     """Tune on all but the last clip, stop early on the last; report error on `evaluation`."""
-    if len(clips) < 2:
-        raise TuningError(f"tuning needs at least 2 clips (one is held out to stop early), got {len(clips)}")
+    if len(clips) < MIN_CLIPS:
+        raise TuningError(f"tuning needs at least {MIN_CLIPS} clips (one is held out to stop early), got {len(clips)}")
     tuner = Tuner(animator, subject)
     items = [tuner.prepare(c) for c in clips]
     evaluation_items = [tuner.prepare(c) for c in evaluation]
@@ -231,3 +239,42 @@ def tune_style(
         error_before=before,
         error_after=after,
     )
+
+
+def person_for(bundle: ModelBundle, first: dict, second: dict | None = None, weight: float = 1.0) -> tuple[str, np.ndarray | None]:
+    """(Gn's subject, Ge's person embedding p (d,) or None) for the chosen style(s).
+
+    A choice is {"subject": NAME} (a training subject: p is its pivot p_i) or {"file": STYLE.json}
+    (a tuned style: p is its p*, and Gn speaks like its `subject`, unless the choice also names a
+    "subject"). With `second`, p = w p_first + (1 - w) p_second (section 9), and Gn speaks like
+    the end with the larger weight (the first at w = 0.5): w = 1 and w = 0 give the two ends.
+    A lone subject gives p = None: exactly the subject's own animation."""
+    subject, person = _choice(bundle, first)
+    if second is None:
+        return subject, person
+    if not 0.0 <= weight <= 1.0:
+        raise TuningError(f"the style weight must be between 0 and 1, got {weight}")
+    other_subject, other_person = _choice(bundle, second)
+    pivots = None
+    if person is None or other_person is None:
+        if bundle.model.emotion is None:
+            raise TuningError("this bundle has no emotion stage (baseline): styles cannot be mixed")
+        pivots = bundle.model.person_embeddings().detach().cpu().numpy()  # (S, d)
+    a = person if person is not None else pivots[bundle.config.subject_index(subject)]
+    b = other_person if other_person is not None else pivots[bundle.config.subject_index(other_subject)]
+    return (subject if weight >= 0.5 else other_subject), Style.interpolate(a, b, weight)
+
+
+def _choice(bundle: ModelBundle, choice: dict) -> tuple[str, np.ndarray | None]:
+    cfg = bundle.config
+    if "file" in choice:
+        style = Style.load(choice["file"])
+        style.check(cfg.d_model, cfg.subjects, Path(choice["file"]).name)
+        if bundle.model.emotion is None:
+            raise TuningError("this bundle has no emotion stage (baseline): it cannot use a tuned style")
+        subject = choice.get("subject") or style.subject
+        cfg.subject_index(subject)
+        return subject, np.asarray(style.p, np.float32)
+    subject = choice.get("subject") or cfg.subjects[0]
+    cfg.subject_index(subject)
+    return subject, None

@@ -14,12 +14,10 @@ def _settings(context):
     return context.scene.talking_head
 
 
-class TALKINGHEAD_OT_animate(bpy.types.Operator):
-    """Animate the face to the sound strip (Esc cancels)"""
-
-    bl_idname = "talking_head.animate"
-    bl_label = "Animate"
-    bl_options = {"REGISTER", "UNDO"}
+class WorkerOperator:
+    """Runs a job in the worker process. `execute` waits for it (scripts, tests, `bpy.ops`);
+    `invoke` runs it in the background with progress in the panel and status bar, and Esc
+    cancels it (the scene stays unchanged). Subclasses say how to prepare, start and apply."""
 
     _worker = None
     _request = None
@@ -29,23 +27,37 @@ class TALKINGHEAD_OT_animate(bpy.types.Operator):
     def poll(cls, context) -> bool:
         return context.scene is not None and not _settings(context).running
 
+    def run(self, context):
+        """The synchronous path: the result of `apply`."""
+        raise NotImplementedError
+
+    def prepare(self, context):
+        raise NotImplementedError
+
+    def start(self, request):
+        raise NotImplementedError
+
+    def apply(self, context, request, result) -> str:
+        """Write the result into the scene; return the one-line report."""
+        raise NotImplementedError
+
+    def summary(self, outcome) -> str:
+        raise NotImplementedError
+
     def execute(self, context):
-        """Synchronous: scripts, tests and `bpy.ops.talking_head.animate()` wait for the result."""
-        settings = _settings(context)
         try:
-            take = session.animate(context.scene, settings)
+            outcome = self.run(context)
         except Exception as exc:
             self.report({"ERROR"}, session.report_message(exc))
             return {"CANCELLED"}
-        self.report({"INFO"}, _summary(take))
+        self.report({"INFO"}, self.summary(outcome))
         return {"FINISHED"}
 
     def invoke(self, context, event):
-        """Interactive: the worker runs in the background; progress in the panel and status bar."""
         settings = _settings(context)
         try:
-            self._request = session.prepare(context.scene, settings)
-            self._worker = session.start(self._request)
+            self._request = self.prepare(context)
+            self._worker = self.start(self._request)
         except Exception as exc:
             self.report({"ERROR"}, session.report_message(exc))
             return {"CANCELLED"}
@@ -75,14 +87,14 @@ class TALKINGHEAD_OT_animate(bpy.types.Operator):
         worker = self._worker
         self._finish(context)
         if worker.result is None:
-            self.report({"ERROR"}, worker.error or "the animation worker failed")
+            self.report({"ERROR"}, worker.error or "the worker failed")
             return {"CANCELLED"}
         try:
-            take = session.apply(context.scene, settings, self._request, worker.result)
+            outcome = self.apply(context, self._request, worker.result)
         except Exception as exc:
             self.report({"ERROR"}, session.report_message(exc))
             return {"CANCELLED"}
-        self.report({"INFO"}, _summary(take))
+        self.report({"INFO"}, self.summary(outcome))
         return {"FINISHED"}
 
     def _finish(self, context) -> None:
@@ -96,6 +108,30 @@ class TALKINGHEAD_OT_animate(bpy.types.Operator):
         context.workspace.status_text_set(None)
         self._worker.cleanup()
         _redraw(context)
+
+
+class TALKINGHEAD_OT_animate(WorkerOperator, bpy.types.Operator):
+    """Animate the face to the sound strip (Esc cancels)"""
+
+    bl_idname = "talking_head.animate"
+    bl_label = "Animate"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def run(self, context):
+        return session.animate(context.scene, _settings(context))
+
+    def prepare(self, context):
+        return session.prepare(context.scene, _settings(context))
+
+    def start(self, request):
+        return session.start(request)
+
+    def apply(self, context, request, result):
+        return session.apply(context.scene, _settings(context), request, result)
+
+    def summary(self, take: writer.TakeInfo) -> str:
+        kind = "PCA shape keys" if take.compact else "shape keys"
+        return f"Talking Head: {take.n_shape_keys} {kind}, frames {take.frame_start}-{take.frame_end}"
 
 
 class TALKINGHEAD_OT_remove_take(bpy.types.Operator):
@@ -172,11 +208,6 @@ class TALKINGHEAD_OT_add_template_head(bpy.types.Operator):
             obj.select_set(True)
             context.view_layer.objects.active = obj
         return {"FINISHED"}
-
-
-def _summary(take: writer.TakeInfo) -> str:
-    kind = "PCA shape keys" if take.compact else "shape keys"
-    return f"Talking Head: {take.n_shape_keys} {kind}, frames {take.frame_start}-{take.frame_end}"
 
 
 def _redraw(context) -> None:

@@ -54,6 +54,13 @@ class TALKINGHEAD_PT_main(bpy.types.Panel):
         elif not demo_available():
             col.label(text="No demo model in this build: choose a folder", icon="INFO")
         col.prop(settings, "subject")
+        row = col.row(align=True)
+        row.operator("talking_head.add_style_file", icon="FILEBROWSER")
+        row.operator("talking_head.remove_style_file", text="", icon="X")
+        col.prop(settings, "blend_styles")
+        if settings.blend_styles:
+            col.prop(settings, "second_style")
+            col.prop(settings, "style_weight", slider=True)
 
         col = layout.column(align=True)
         col.prop(settings, "head_motion")
@@ -75,6 +82,47 @@ class TALKINGHEAD_PT_main(bpy.types.Panel):
             row.operator("talking_head.animate", icon="PLAY")
         if writer.has_take(target):
             layout.operator("talking_head.remove_take", icon="TRASH")
+
+
+class TALKINGHEAD_UL_tuning_clips(bpy.types.UIList):
+    """Clips to tune a style from: a sound strip and the face animated to it, per row."""
+
+    def draw_item(self, context, layout, data, item, icon, active_data, active_propname, index=0, flt_flag=0) -> None:
+        row = layout.row(align=True)
+        editor = context.scene.sequence_editor
+        if editor is not None:
+            row.prop_search(item, "strip", editor, "strips_all" if hasattr(editor, "strips_all") else "sequences_all", text="", icon="SOUND")
+        else:
+            row.label(text="No sound strips", icon="SOUND")
+        row.prop(item, "mesh", text="", icon="MESH_DATA")
+
+
+class TALKINGHEAD_PT_tuning(bpy.types.Panel):
+    bl_label = "Personal Style"
+    bl_idname = "TALKINGHEAD_PT_tuning"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "Talking Head"
+    bl_parent_id = "TALKINGHEAD_PT_main"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context) -> None:
+        layout = self.layout
+        settings = context.scene.talking_head
+        for line in _wrap("Clips of a person: each a sound strip and their face animated to it (shape keys or an Alembic cache)."):
+            layout.label(text=line)
+        row = layout.row()
+        row.template_list("TALKINGHEAD_UL_tuning_clips", "", settings, "tuning_clips", settings, "tuning_clip_index", rows=3)
+        buttons = row.column(align=True)
+        buttons.operator("talking_head.tuning_clip_add", text="", icon="ADD")
+        buttons.operator("talking_head.tuning_clip_remove", text="", icon="REMOVE")
+        col = layout.column(align=True)
+        col.prop(settings, "tuning_name")
+        col.prop(settings, "tuning_mode")
+        if settings.running:
+            layout.progress(factor=settings.progress, text=f"{settings.status} (Esc cancels)")
+        else:
+            layout.operator("talking_head.tune_style", icon="FUND")
 
 
 class TALKINGHEAD_PT_export(bpy.types.Panel):
@@ -103,4 +151,4 @@ def _wrap(text: str, width: int = 42) -> list[str]:
     return lines + ([line] if line else [])
 
 
-CLASSES = (TALKINGHEAD_PT_main, TALKINGHEAD_PT_export)
+CLASSES = (TALKINGHEAD_PT_main, TALKINGHEAD_UL_tuning_clips, TALKINGHEAD_PT_tuning, TALKINGHEAD_PT_export)

@@ -372,3 +372,253 @@ def test_bake_command_writes_blend_exports_and_preview(data, tmp_path):
     assert len(head.data.shape_keys.key_blocks) == round(1.6 * 25) + 1
     assert not [o for o in bpy.data.objects if o.type in {"CAMERA", "LIGHT"}]
     bpy.ops.wm.read_factory_settings(use_empty=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Personal styles: the Style chooser, blending two styles, tuning from clips in the scene.
+
+from talking_head.blender import styles, tuning  # noqa: E402
+from talking_head.core.style import Style  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def bundle_style(data):
+    """A style shipped in the small bundle's styles/ folder: 70% of M3's pivot, 30% of F4's."""
+    from talking_head.core.bundle import ModelBundle
+
+    bundle = ModelBundle.load(data["small"])
+    pivots = bundle.model.person_embeddings().detach().numpy()  # (S, d)
+    subjects = bundle.config.subjects
+    alpha = np.zeros(len(subjects))
+    alpha[subjects.index("M3")], alpha[subjects.index("F4")] = 0.7, 0.3
+    style = Style("Warm", str(data["small"]), alpha.tolist(), (alpha @ pivots).tolist(), subject="F3")
+    folder = data["small"] / "styles"
+    folder.mkdir(exist_ok=True)
+    style.save(folder / "warm.json")
+    # Tuned for another bundle (another embedding size): not offered for this one.
+    Style("Elsewhere", "other", [1.0], [0.0] * (bundle.config.d_model + 1), subject="F3").save(folder / "elsewhere.json")
+    (folder / "notes.json").write_text("{not a style")
+    return folder / "warm.json"
+
+
+@pytest.fixture(scope="module")
+def core_takes(data, bundle_style):
+    """The core's own output on the clip (seed 3): the bundle's first subject, and the style."""
+    from talking_head.core.bundle import ModelBundle
+    from talking_head.core.pipeline import Animator
+
+    animator = Animator(ModelBundle.load(data["small"]))
+    style = Style.load(bundle_style)
+    return {
+        "default": animator.animate(data["clip"], seed=3),
+        "style": animator.animate(data["clip"], subject=style.subject, seed=3, person=np.array(style.p)),
+    }
+
+
+def chooser(settings) -> dict[str, str]:
+    """The Style chooser's entries: name -> identifier."""
+    return {name: identifier for identifier, name, *_ in styles.choice_items(settings)}
+
+
+def worker_take(scene, settings):
+    request = session.prepare(scene, settings)
+    worker = session.start(request)
+    try:
+        return request, worker.wait(300)
+    finally:
+        worker.cleanup()
+
+
+def test_styles_of_the_bundle_are_listed_and_kept_with_the_file(addon, data, bundle_style, tmp_path):
+    scene = addon
+    settings = setup_scene(scene, data["small"], data["clip"])
+    entries = chooser(settings)
+    assert list(entries)[:6] == ["F2", "F3", "F4", "M3", "M4", "M5"] and settings.subject == "F2"
+    assert entries["Warm"] == styles.style_identifier(bundle_style)
+    assert "Elsewhere" not in entries and len(entries) == 7  # other bundles' styles and broken files are left out
+    # A style file added by the user is listed too, and stays listed in the saved .blend.
+    mine = tmp_path / "mine.json"
+    d_model = json.loads((data["small"] / "config.json").read_text())["d_model"]
+    Style("Mine", "x", [], [0.5] * d_model, subject="M4").save(mine)
+    assert bpy.ops.talking_head.add_style_file(filepath=str(mine)) == {"FINISHED"}
+    assert settings.subject == styles.style_identifier(mine) and "Mine" in chooser(settings)
+    with pytest.raises(RuntimeError, match="not a Talking Head style file"):
+        bpy.ops.talking_head.add_style_file(filepath=str(bundle_style.parent / "notes.json"))
+    bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "styles.blend"))
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    bpy.ops.wm.open_mainfile(filepath=str(tmp_path / "styles.blend"))
+    settings = bpy.context.scene.talking_head
+    assert settings.subject == styles.style_identifier(mine) and "Mine" in chooser(settings)
+    assert bpy.ops.talking_head.remove_style_file() == {"FINISHED"}
+    assert "Mine" not in chooser(settings) and mine.is_file() and settings.subject == "F2"
+
+
+def test_animate_with_a_style(addon, data, bundle_style, core_takes):
+    scene = addon
+    settings = setup_scene(scene, data["small"], data["clip"])
+    settings.seed = 3
+    settings.subject = chooser(settings)["Warm"]
+    assert bpy.ops.talking_head.animate() == {"FINISHED"}
+    head, expected = settings.target, core_takes["style"]
+    for frame in (1, 12, expected.n_frames):
+        local = evaluated_local(head, frame)
+        np.testing.assert_allclose(local, expected.emotional[frame - 1] - expected.pivot, atol=1e-4)
+    assert not np.allclose(expected.emotional, core_takes["default"].emotional, atol=1e-3)
+
+
+def test_style_blend_slider_gives_either_end(addon, data, bundle_style, core_takes):
+    scene = addon
+    settings = setup_scene(scene, data["small"], data["clip"])
+    settings.seed, settings.blend_styles = 3, True
+    settings.subject, settings.second_style = "F2", chooser(settings)["Warm"]  # F2: the default subject
+    for weight, end in ((1.0, "default"), (0.0, "style")):
+        settings.style_weight = weight
+        request, result = worker_take(scene, settings)
+        assert request.job["style"]["weight"] == weight
+        np.testing.assert_allclose(result.animation.emotional, core_takes[end].emotional, atol=1e-4)
+        np.testing.assert_allclose(result.animation.vertices, core_takes[end].vertices, atol=1e-4)
+
+
+def two_clips(scene, data, small_result, fps: int = 25):
+    """Two template heads, each with a shape-key take of the clip and its sound strip."""
+    settings = setup_scene(scene, data["small"], data["clip"], strip_frame=1, fps=fps)
+    first = settings.target
+    session.apply(scene, settings, session.prepare(scene, settings), small_result)
+    second = session.add_head(scene.collection, str(data["small"]), name="Second Head")
+    strip = session.add_sound_strip(scene, str(data["clip"]), frame=60)
+    writer.write_take(second, small_result.animation, small_result.template, scene, 60.0, set_frame_range=False)
+    for head, strip_name in ((first, settings.strip), (second, strip.name)):
+        clip = settings.tuning_clips.add()
+        clip.strip, clip.mesh = strip_name, head
+    return settings
+
+
+def scene_state(scene, settings) -> dict:
+    return {
+        "frame": scene.frame_current,
+        "objects": sorted(bpy.data.objects.keys()),
+        "actions": sorted(bpy.data.actions.keys()),
+        "keys": {o.name: [b.name for b in o.data.shape_keys.key_blocks] for o in bpy.data.objects if o.type == "MESH" and o.data.shape_keys},
+        "values": {o.name: [b.value for b in o.data.shape_keys.key_blocks] for o in bpy.data.objects if o.type == "MESH" and o.data.shape_keys},
+        "styles": [s.filepath for s in settings.styles],
+        "subject": settings.subject,
+    }
+
+
+@pytest.mark.parametrize("fps", [25, 30])
+def test_clip_faces_read_from_a_take_are_the_model_faces(addon, data, small_result, fps):
+    scene = addon
+    settings = two_clips(scene, data, small_result, fps=fps)
+    scene.frame_set(17)
+    before = scene_state(scene, settings)
+    n = small_result.animation.n_frames
+    for clip, start in zip(settings.tuning_clips, (1.0, 60.0)):
+        local = tuning.sample_clip(scene, clip.mesh, start, n)
+        faces = tuning.to_template(local, tuning.rest_positions(clip.mesh), small_result.template)
+        np.testing.assert_allclose(faces, small_result.animation.emotional, atol=1e-4)
+    assert scene_state(scene, settings) == before  # reading the scene does not change it
+
+
+def test_clip_faces_read_from_an_alembic_cache(addon, data, small_result, tmp_path):
+    scene = addon
+    settings = setup_scene(scene, data["small"], data["clip"])
+    head = settings.target
+    session.apply(scene, settings, session.prepare(scene, settings), small_result)
+    n = small_result.animation.n_frames
+    expected = tuning.sample_clip(scene, head, 1.0, n)
+    path = export.export_alembic(head, tmp_path / "take.abc", scene)
+    bpy.ops.wm.alembic_import(filepath=str(path), set_frame_range=False)
+    cached = next(o for o in bpy.data.objects if o.type == "MESH" and tuning.alembic_cache(o) is not None)
+    assert cached != head and cached.data.shape_keys is None
+    np.testing.assert_allclose(tuning.sample_clip(scene, cached, 1.0, n), expected, atol=1e-4)
+
+
+def test_tune_style_from_two_clips(addon, data, small_result, tmp_path, monkeypatch):
+    monkeypatch.setattr(styles, "user_styles_folder", lambda create=False: tmp_path / "user styles")
+    scene = addon
+    settings = two_clips(scene, data, small_result)
+    settings.tuning_name = "Take style"
+    scene.frame_set(5)
+    keys_before = scene_state(scene, settings)["keys"]
+    assert bpy.ops.talking_head.tune_style() == {"FINISHED"}
+    path = tmp_path / "user styles" / "Take_style.json"
+    style = Style.load(path)
+    alpha = np.array(style.alpha)
+    assert style.name == "Take style" and style.mode == "convex" and len(alpha) == 6
+    assert np.all(alpha >= 0) and abs(alpha.sum() - 1) < 0.15  # on the simplex (penalty + projection)
+    from talking_head.core.bundle import ModelBundle
+
+    pivots = ModelBundle.load(data["small"]).model.person_embeddings().detach().numpy()
+    np.testing.assert_allclose(alpha @ pivots, style.p, atol=1e-5)
+    assert style.clips == [[settings.tuning_clips[0].strip, "Talking Head"], [settings.tuning_clips[1].strip, "Second Head"]]
+    # Listed and chosen; the scene itself is as it was.
+    assert chooser(settings)["Take style"] == settings.subject == styles.style_identifier(path)
+    assert [s.filepath for s in settings.styles] == [str(path)]
+    assert scene.frame_current == 5 and scene_state(scene, settings)["keys"] == keys_before
+
+
+def test_cancelled_tuning_leaves_the_scene_unchanged(addon, data, small_result, tmp_path, monkeypatch):
+    monkeypatch.setattr(styles, "user_styles_folder", lambda create=False: tmp_path / "user styles")
+    scene = addon
+    settings = two_clips(scene, data, small_result)
+    scene.frame_set(9)  # animated values are those of the current frame
+    before = scene_state(scene, settings)
+    request = tuning.prepare(scene, settings)
+    assert len(request.job["clips"]) == 2 and request.job["mode"] == "convex"
+    worker = tuning.start(request)
+    worker.cancel()
+    assert worker.finished and worker.result is None and not request.work_dir.exists()
+    assert scene_state(scene, settings) == before
+    assert not (tmp_path / "user styles").exists()
+
+
+def test_tuning_clips_that_cannot_be_used_get_a_message(addon, data, small_result, tmp_path):
+    scene = addon
+    settings = two_clips(scene, data, small_result)
+    second = settings.tuning_clips[1].mesh
+    settings.tuning_clips.remove(1)
+    with pytest.raises(RuntimeError, match="at least 2 clips"):
+        bpy.ops.talking_head.tune_style()
+    mesh = bpy.data.meshes.new("cube")
+    mesh.from_pydata([(0, 0, 0), (1, 0, 0), (0, 1, 0), (0, 0, 1)], [], [(0, 1, 2), (0, 1, 3)])
+    cube = bpy.data.objects.new("Cube", mesh)
+    scene.collection.objects.link(cube)
+    clip = settings.tuning_clips.add()
+    clip.strip, clip.mesh = settings.tuning_clips[0].strip, cube
+    with pytest.raises(RuntimeError, match="clip 2: 'Cube' has 4 vertices but the model bundle's template has 300"):
+        bpy.ops.talking_head.tune_style()
+    still = session.add_head(scene.collection, str(data["small"]), name="Still Head")
+    clip.mesh = still
+    with pytest.raises(RuntimeError, match="clip 2: 'Still Head' is not animated"):
+        bpy.ops.talking_head.tune_style()
+    long_strip = session.add_sound_strip(scene, str(speech_like(tmp_path / "long.wav", seconds=3.0)), frame=60)
+    clip.strip, clip.mesh = long_strip.name, second
+    with pytest.raises(RuntimeError, match="lasts 3.00 s but 'Second Head' is animated for 1.6. s .*must match within 0.5 s"):
+        bpy.ops.talking_head.tune_style()
+
+
+def test_alembic_clip_reads_back_for_the_command_line(addon, data, small_result, tmp_path):
+    from talking_head.core.tuning import read_mesh_sequence
+
+    scene = addon
+    settings = setup_scene(scene, data["small"], data["clip"])
+    session.apply(scene, settings, session.prepare(scene, settings), small_result)
+    path = export.export_alembic(settings.target, tmp_path / "clip.abc", scene)
+    faces = read_mesh_sequence(path, SMALL_VERTICES)  # world positions, in the template's Y-up frame
+    np.testing.assert_allclose(faces, small_result.animation.vertices, atol=1e-4)
+    with pytest.raises(Exception, match="no mesh with the template's 301 vertices"):
+        read_mesh_sequence(path, SMALL_VERTICES + 1)
+
+
+def test_bake_command_with_a_style(data, bundle_style, core_takes, tmp_path):
+    from talking_head.core.cli import main
+
+    out = tmp_path / "styled.blend"
+    assert main(["bake", str(data["clip"]), "--bundle", str(data["small"]), "--blend", str(out), "--style", str(bundle_style), "--seed", "3"]) == 0
+    bpy.ops.wm.open_mainfile(filepath=str(out))
+    head = [o for o in bpy.data.objects if o.type == "MESH"][0]
+    expected = core_takes["style"]
+    np.testing.assert_allclose(evaluated_local(head, 7), expected.emotional[6] - expected.pivot, atol=1e-4)
+    assert main(["bake", str(data["clip"]), "--bundle", str(data["small"]), "--blend", str(tmp_path / "x.blend"),
+                 "--style", str(bundle_style.parent / "elsewhere.json")]) == 2
+    bpy.ops.wm.read_factory_settings(use_empty=True)

@@ -16,6 +16,12 @@ def test_worker_reports_a_user_error_in_one_line(tmp_path):
         run_worker(sys.executable, job, timeout=120)
 
 
+def test_tuning_worker_reports_too_few_clips_in_one_line(tmp_path):
+    job = {"task": "tune", "bundle": str(tmp_path), "clips": [{"audio": "a.wav", "mesh": "a.npy"}]}
+    with pytest.raises(WorkerError, match="at least 2 clips"):
+        run_worker(sys.executable, job, timeout=120)
+
+
 def test_worker_that_cannot_start_says_so(tmp_path):
     with pytest.raises(WorkerError, match="cannot start the animation worker"):
         run_worker(str(tmp_path / "no-python"), {"audio": "x.wav", "bundle": "."})

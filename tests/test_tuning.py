@@ -14,7 +14,7 @@ from talking_head.core.dataset import Corpus
 from talking_head.core.pipeline import Animator
 from talking_head.core.tiny import save_random_encoders
 from talking_head.core.train import TrainingConfig, train
-from talking_head.core.tuning import Style, TuningClip, TuningError, read_mesh_sequence, tune_style
+from talking_head.core.tuning import Style, TuningClip, TuningError, person_for, read_mesh_sequence, tune_style
 
 from conftest import speech_like
 from tiny_corpus import make_corpus
@@ -104,3 +104,38 @@ def test_bad_tuning_inputs(tmp_path, trained):
         tune_style(animator, [mismatched, clips[1]], [], "x")
     code = main(["tune", "--bundle", str(bundle_dir), "--out", str(tmp_path / "s.json"), "--clip", str(long_audio), str(tmp_path / "wrong.npy")])
     assert code == 2
+
+
+def test_chosen_styles_give_the_person_embedding(tmp_path, tiny_bundle_dir):
+    """Subjects, style files and a blend of two, as the panel's Style chooser sends them."""
+    bundle = ModelBundle.load(tiny_bundle_dir)
+    pivots = bundle.model.person_embeddings().detach().numpy()  # (S, d): F2 F3 F4 M3 M4 M5
+    style = Style("s", str(tiny_bundle_dir), [0, 0.5, 0.5, 0, 0, 0], (0.5 * pivots[1] + 0.5 * pivots[2]).tolist(), subject="F4")
+    style.save(tmp_path / "s.json")
+    mine = {"file": str(tmp_path / "s.json")}
+    assert person_for(bundle, {"subject": "F3"}) == ("F3", None)  # exactly the subject's own take
+    subject, p = person_for(bundle, mine)
+    assert subject == "F4" and np.array_equal(p, np.float32(style.p))
+    assert person_for(bundle, dict(mine, subject="M3"))[0] == "M3"  # Gn speaking like another subject
+    subject, p = person_for(bundle, {"subject": "F3"}, mine, 1.0)
+    assert subject == "F3" and np.array_equal(p, pivots[1])
+    subject, p = person_for(bundle, {"subject": "F3"}, mine, 0.0)
+    assert subject == "F4" and np.array_equal(p, np.float32(style.p))
+    subject, p = person_for(bundle, {"subject": "F3"}, {"subject": "M5"}, 0.25)
+    assert subject == "M5" and np.allclose(p, 0.25 * pivots[1] + 0.75 * pivots[5], atol=1e-6)
+    Style("other", "x", [1.0], [0.0] * 7, subject="F2").save(tmp_path / "other.json")
+    with pytest.raises(TuningError, match="tuned for another bundle"):
+        person_for(bundle, {"file": str(tmp_path / "other.json")})
+    with pytest.raises(TuningError, match="between 0 and 1"):
+        person_for(bundle, {"subject": "F3"}, mine, 1.5)
+
+
+def test_alembic_clips_need_blenders_python_module(tmp_path, monkeypatch):
+    import importlib.util
+
+    clip = tmp_path / "clip.abc"
+    clip.write_bytes(b"Ogawa")
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "bpy" else find_spec(name, *a))
+    with pytest.raises(TuningError, match="needs Blender's Python module: pip install bpy"):
+        read_mesh_sequence(clip, 60)
