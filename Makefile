@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: install speech-tools test test-fast bench bench-blender extension clean
+.PHONY: install speech-tools test test-fast bench bench-blender extension demo demo-biwi clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,23 @@ extension: install $(PLYFILE_WHEEL)
 
 bench-blender: install
 	$(PY) bench/blender_write.py
+
+# The bundled model on the bundled sample clip (samples/demo_speech.wav): no speech tools needed.
+demo: OUT ?= out
+demo: install
+	$(VENV)/bin/talking-head demo --bundle weights/demo --out $(OUT)
+	@echo "demo outputs are in $(OUT)/: open $(OUT)/demo.blend in Blender and press play"
+
+# A demo model on the BIWI topology: demo corpus on BIWI.ply, then training with the demo encoders.
+demo-biwi: OUT ?= out/biwi
+demo-biwi: install speech-tools
+	$(VENV)/bin/talking-head demo-biwi --template $(BIWI) --out $(OUT)
+
+ifneq ($(filter demo-biwi,$(MAKECMDGOALS)),)
+ifeq ($(BIWI),)
+$(error usage: make demo-biwi BIWI=path/to/BIWI.ply [OUT=dir])
+endif
+endif
 
 clean:
 	rm -rf $(VENV) out build dist wheels *.egg-info

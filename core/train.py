@@ -103,6 +103,8 @@ def train(
     val_set = build_examples(corpus, corpus.subset("val"), features, subjects, cfg.k, cache, progress)
     if not train_set:
         raise TalkingHeadError(f"{data}: the training split is empty (seen subjects, sentences 1-32)")
+    if not val_set and settings.epochs > 0:
+        raise TalkingHeadError(f"{data}: the validation split is empty (seen subjects, sentences 33-36): the best epoch cannot be chosen")
 
     torch.manual_seed(settings.seed)
     model = TalkingHeadModel(cfg)
