@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: install speech-tools test test-fast bench bench-blender extension demo demo-biwi clean
+.PHONY: install speech-tools test test-fast bench bench-blender bench-tuning extension demo demo-biwi results clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,14 @@ extension: install $(PLYFILE_WHEEL)
 bench-blender: install
 	$(PY) bench/blender_write.py
 
+bench-tuning: install
+	$(PY) bench/tuning.py
+
+# The README's results section and figures, from scratch (resumable; WORK keeps every step).
+results: WORK ?= build/results
+results: install speech-tools
+	$(PY) scripts/results.py --work $(WORK)
+
 # The bundled model on the bundled sample clip (samples/demo_speech.wav): no speech tools needed.
 demo: OUT ?= out
 demo: install
@@ -50,7 +58,7 @@ demo: install
 # A demo model on the BIWI topology: demo corpus on BIWI.ply, then training with the demo encoders.
 demo-biwi: OUT ?= out/biwi
 demo-biwi: install speech-tools
-	$(VENV)/bin/talking-head demo-biwi --template $(BIWI) --out $(OUT)
+	$(VENV)/bin/talking-head demo-biwi --template $(BIWI) --out $(OUT) --config scripts/demo_training.json
 
 ifneq ($(filter demo-biwi,$(MAKECMDGOALS)),)
 ifeq ($(BIWI),)

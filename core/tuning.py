@@ -142,10 +142,19 @@ class Tuner:
         return {"context": context, "emotion": emotion, "neutral": neutral, "target": target, "subject": subject}
 
     def teacher_forced(self, item: dict, person: torch.Tensor) -> torch.Tensor:
-        """Ge's faces with the person's previous frames given: differentiable in `person`."""
-        e = self.model.emotion
-        q = e.queries(item["neutral"], item["target"][:, :-1], person)
-        return item["neutral"] + e.expression_out(e.decoder(q, e.audio_in(item["emotion"])))
+        """Ge's faces with the person's previous frames given: differentiable in `person`.
+
+        At most the bundle's decoding window (max_frames) from the clip's start: the decoder's
+        positions end there, and a few seconds are plenty to fit one embedding."""
+        e, n = self.model.emotion, self.frames(item)
+        q = e.queries(item["neutral"][:, :n], item["target"][:, : n - 1], person)
+        return item["neutral"][:, :n] + e.expression_out(e.decoder(q, e.audio_in(item["emotion"][:, : self.bundle.config.k * n])))
+
+    def frames(self, item: dict) -> int:
+        return min(item["target"].shape[1], self.bundle.config.max_frames)
+
+    def fit_loss(self, item: dict, person: torch.Tensor) -> torch.Tensor:
+        return vertex_loss(self.teacher_forced(item, person), item["target"][:, : self.frames(item)])
 
     @torch.no_grad()
     def error(self, items: list[dict], person: torch.Tensor | None) -> float:
@@ -183,7 +192,7 @@ class Tuner:
         waited = 0
         for step in range(steps):
             person = current().unsqueeze(0)
-            loss = sum(vertex_loss(self.teacher_forced(item, person), item["target"]) for item in train) / len(train)
+            loss = sum(self.fit_loss(item, person) for item in train) / len(train)
             if mode == "convex":
                 loss = loss + lambda_sum * (alpha.sum() - 1) ** 2
             optimizer.zero_grad()
@@ -205,7 +214,7 @@ class Tuner:
 
     @torch.no_grad()
     def _holdout_loss(self, holdout: list[dict], person: torch.Tensor) -> float:
-        return float(np.mean([float(vertex_loss(self.teacher_forced(item, person.unsqueeze(0)), item["target"])) for item in holdout]))
+        return float(np.mean([float(self.fit_loss(item, person.unsqueeze(0))) for item in holdout]))
 
 
 def tune_style(

@@ -21,12 +21,11 @@ CLI = [sys.executable, "-m", "talking_head.core.cli"]
 MARK_START, MARK_END = "<!-- results:start -->", "<!-- results:end -->"
 
 # Table 2 of the paper plus the baseline; all share corpus, encoders and settings.
-RUNS = {
-    "baseline": ("baseline", {}),
-    "single-stage": ("single-stage", {}),
-    "two-stage": ("two-stage", {}),
+RUNS = {  # in training order: the demo model first
     "full": ("full", {}),
-    "full-lcon1": ("full", {"lambda_con": 1.0}),  # the paper's lambda_con, for the record
+    "baseline": ("baseline", {}),
+    "two-stage": ("two-stage", {}),
+    "single-stage": ("single-stage", {}),
 }
 TUNING_MODES = ("convex", "direct")
 
@@ -45,10 +44,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=ROOT / "build" / "results")
     parser.add_argument("--utterances", type=int, default=4000, help="speech set size for the encoders")
-    parser.add_argument("--encoder-epochs", type=int, default=5)
+    parser.add_argument("--encoder-epochs", type=int, default=4)
+    parser.add_argument("--emotion-lr", type=float, default=2e-4, help="fine-tuning rate of the emotion classifier")
+    parser.add_argument("--encoder-minutes", type=float, default=40.0, help="training-time cap of the content encoder")
     parser.add_argument("--epochs", type=int, default=8, help="generator epochs per variant")
     parser.add_argument("--config", type=Path, default=ROOT / "scripts" / "demo_training.json", help="training settings for every variant")
     parser.add_argument("--parallel", type=int, default=2, help="variants trained at once (one thread each)")
+    parser.add_argument("--report-only", action="store_true", help="evaluate and report the bundles as they are (no further training)")
     parser.add_argument("--install-demo", action="store_true", help="pack the full model into weights/demo")
     parser.add_argument("--readme", type=Path, default=ROOT / "README.md")
     args = parser.parse_args(argv)
@@ -61,13 +63,15 @@ def main(argv: list[str] | None = None) -> int:
     if not (speech / "labels.jsonl").is_file():
         run(CLI + ["corpus", "speech", "--out", speech, "--utterances", args.utterances])
     if not (enc / "context" / "training.json").is_file():
-        run(CLI + ["encoders", "content", "--speech", speech, "--out", enc / "context", "--epochs", args.encoder_epochs, "--resume"])
+        run(CLI + ["encoders", "content", "--speech", speech, "--out", enc / "context", "--epochs", args.encoder_epochs, "--minutes", args.encoder_minutes, "--resume"])
     if not (enc / "emotion" / "training.json").is_file():
-        run(CLI + ["encoders", "emotion", "--speech", speech, "--out", enc / "emotion", "--init", enc / "context", "--epochs", max(2, args.encoder_epochs // 2), "--resume"])
+        run(CLI + ["encoders", "emotion", "--speech", speech, "--out", enc / "emotion", "--init", enc / "context", "--epochs", 3, "--lr", args.emotion_lr, "--minutes", args.encoder_minutes / 2, "--resume"])
 
     encoders = ["--context-encoder", enc / "context", "--emotion-encoder", enc / "emotion", "--cache", cache]
     # Features first, in one process, so parallel trainings only read the cache.
     todo = [name for name in RUNS if not (w / "bundles" / name / "train_log.csv").is_file() or _unfinished(w / "bundles" / name, args.epochs)]
+    if args.report_only:
+        todo = []
     if todo:
         run(CLI + ["train", "--data", corpus, "--out", w / "bundles" / "features-only", "--variant", "baseline", "--epochs", "0", *encoders])
     pending = list(todo)
@@ -106,12 +110,10 @@ def main(argv: list[str] | None = None) -> int:
         shutil.copy2(w / "reports" / "full" / name, images / f"results_{name}")
     if args.install_demo:
         target = ROOT / "weights" / "demo"
-        keep = {p: p.read_bytes() for p in (target / "README.md",) if p.is_file()}
         if target.exists():
             shutil.rmtree(target)
         run(CLI + ["bundle", "pack", w / "bundles" / "full", "--out", target])
-        for path, data in keep.items():
-            path.write_bytes(data)
+        (target / "README.md").write_text(model_card(w, target))
     write_readme(args.readme, results_markdown(w))
     print(f"updated {args.readme} (results section) and {images}/results_*.png")
     return 0
@@ -145,15 +147,16 @@ def results_markdown(w: Path) -> str:
         "Faces (Table 2 of the paper; lip = LVE, face = mean vertex error; x1e-4, lower is better; "
         "SE/UE = seen/unseen subjects' emotional test clips, unseen subjects animated with the first seen subject's style):",
         "",
-        "| model | SE lip | SE face | UE lip | UE face |",
-        "| --- | --- | --- | --- | --- |",
+        "| model | epochs | SE lip | SE face | UE lip | UE face |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     rows = [("template only (no motion)", reports["full"], "template")] + [(name, reports[name], "model") for name in RUNS]
-    lam = {name: json.loads((w / "configs" / f"{name}.json").read_text())["model"].get("lambda_con") for name in RUNS}
-    labels = {"full": f"two-stage + Lcon, lambda_con {lam['full']} (full)", "full-lcon1": f"two-stage + Lcon, lambda_con {lam['full-lcon1']}", "baseline": "baseline (FaceFormer-style)"}
+    lam = json.loads((w / "configs" / "full.json").read_text())["model"].get("lambda_con")
+    labels = {"full": f"two-stage + Lcon (full, lambda_con {lam})", "baseline": "baseline (FaceFormer-style)"}
     for label, report, key in rows:
         cell = lambda subset, metric: f"{report['subsets'][subset][key][metric] * 1e4:.2f}" if subset in report["subsets"] else "-"
-        lines.append(f"| {labels.get(label, label)} | {cell('SE', 'lve')} | {cell('SE', 'max_face')} | {cell('UE', 'lve')} | {cell('UE', 'max_face')} |")
+        epochs = "-" if key == "template" else str(len((w / "bundles" / label / "train_log.csv").read_text().strip().splitlines()) - 1)
+        lines.append(f"| {labels.get(label, label)} | {epochs} | {cell('SE', 'lve')} | {cell('SE', 'max_face')} | {cell('UE', 'lve')} | {cell('UE', 'max_face')} |")
     full = reports["full"]["subsets"]
     if "SN" in full and "UN" in full:
         lines += ["", f"Neutral test clips, full model: SN lip {full['SN']['model']['lve'] * 1e4:.2f} (template only {full['SN']['template']['lve'] * 1e4:.2f}), "
@@ -176,6 +179,53 @@ def results_markdown(w: Path) -> str:
             lines.append(f"- {kind} speech ({div[kind]['clip']}): " + ", ".join(f"{x:.2f}" for x in div[kind]["rotation_deg"]))
     lines += ["", "![lip distance](docs/images/results_lip_distance.png)", "", "![head motion](docs/images/results_head_motion.png)"]
     return "\n".join(lines)
+
+
+def model_card(w: Path, bundle: Path) -> str:
+    report = json.loads((w / "reports" / "full" / "report.json").read_text())
+    baseline = json.loads((w / "reports" / "baseline" / "report.json").read_text())
+    enc = {k: json.loads((w / "encoders" / k / "training.json").read_text()) for k in ("context", "emotion")}
+    corpus = json.loads((w / "corpus" / "corpus.json").read_text())
+    config = json.loads((bundle / "config.json").read_text())
+    size = sum(p.stat().st_size for p in bundle.rglob("*") if p.is_file()) / 2**20
+    se, ue = report["subsets"]["SE"], report["subsets"]["UE"]
+    return "\n".join([
+        "# Talking Head demo bundle",
+        "",
+        f"A small model trained entirely on this machine's synthetic demo corpus ({len(corpus['subjects'])} subjects, "
+        f"{config['n_vertices']:,}-vertex head of `core/assets/head.ply`), so the add-on animates speech without BIWI or a download. "
+        f"{size:.1f} MiB, weights in float16 (widened to float32 on load).",
+        "",
+        "## What it is",
+        f"- Generators: the full method (Gn, Ge with person embeddings of the {len(config['subjects'])} seen subjects "
+        f"{', '.join(config['subjects'])}, Gh head motion; Lcon with lambda_con {config['lambda_con']}, lambda_div {config['lambda_div']}), "
+        f"d_model {config['d_model']}, trained with `talking-head train` (settings in `scripts/demo_training.json`).",
+        f"- Content encoder (`encoders/context`): wav2vec2 CTC phone recogniser, about 3.7 M parameters, trained with "
+        f"`talking-head encoders content` on {enc['context']['train_utterances']} synthetic utterances. Phone error rate on held-out voices "
+        f"({', '.join(enc['context']['held_out_speakers'])}): {enc['context']['phone_error_rate_held_out']:.1%}.",
+        f"- Emotion encoder (`encoders/emotion`): wav2vec2 classifier over {', '.join(enc['emotion']['labels'])}, backbone started from "
+        f"the content encoder; accuracy on held-out voices {enc['emotion']['emotion_accuracy_held_out']:.1%}.",
+        "",
+        "## Measured quality (held-out clips of the demo corpus; x1e-4, lower is better)",
+        "",
+        "| clips | LVE model | LVE baseline | LVE template only |",
+        "| --- | --- | --- | --- |",
+        f"| seen subjects, emotional (SE) | {se['model']['lve'] * 1e4:.2f} | {baseline['subsets']['SE']['model']['lve'] * 1e4:.2f} | {se['template']['lve'] * 1e4:.2f} |",
+        f"| unseen subjects, emotional (UE) | {ue['model']['lve'] * 1e4:.2f} | {baseline['subsets']['UE']['model']['lve'] * 1e4:.2f} | {ue['template']['lve'] * 1e4:.2f} |",
+        "",
+        "## Rebuild",
+        "`make results` (corpus, speech set, encoders, all variants, evaluation, tuning; about an hour and a half on 2 CPU cores), "
+        "then `python scripts/results.py --install-demo` packs the full model here.",
+        "",
+        "## Limits",
+        "- Trained on synthetic speech (festival, flite, espeak-ng voices) and a rig-driven synthetic head: real voices are outside its "
+        "training data, and the lip sync it learned is only as good as the rig's visemes.",
+        "- Its head is ours, not BIWI's. A model with BIWI topology needs the BIWI data and the hub encoders "
+        "(`facebook/wav2vec2-base-960h` and a wav2vec2 emotion model): see *Training and evaluation* in the project README; "
+        "`make demo-biwi BIWI=path/to/BIWI.ply` trains a BIWI-topology demo model on synthetic data instead.",
+        "- Small: 2 decoder layers of width 128; trained for minutes, not the paper's 100 epochs.",
+        "",
+    ])
 
 
 def write_readme(readme: Path, body: str) -> None:
