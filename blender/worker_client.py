@@ -23,22 +23,14 @@ import numpy as np
 
 from ..core.animation import Animation
 from ..core.errors import TalkingHeadError
+from ..core.bootstrap import bootstrap
 
 # The extension folder, which is also the package `talking_head`.
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 
 # Runs the worker with the extension's own code as `talking_head`, wherever the folder lives
 # and whatever the folder is called (Blender installs it as `.../extensions/<repo>/talking_head`).
-BOOTSTRAP = """
-import importlib.util, sys
-root = sys.argv[1]
-spec = importlib.util.spec_from_file_location("talking_head", root + "/__init__.py", submodule_search_locations=[root])
-package = importlib.util.module_from_spec(spec)
-sys.modules["talking_head"] = package
-spec.loader.exec_module(package)
-from talking_head.core.worker import main
-raise SystemExit(main(sys.argv[2:]))
-"""
+BOOTSTRAP = bootstrap("core.worker")
 
 STAGE_NAMES = {
     "loading": "Loading model",

@@ -56,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--clips", type=int, default=6, help="with --data: clips used for tuning (one more stops early)")
     tune.add_argument("--name", help="style name (default: the output file's name)")
     tune.add_argument("--mode", choices=("convex", "direct"), default="convex")
+    tune.add_argument("--evaluate", type=int, default=None, metavar="N", help="with --data: measure error_before/after on N other clips (default all; 0 skips)")
     tune.add_argument("--speaking-style", help="bundle subject whose Gn speaking style the person uses")
     tune.add_argument("--device", default="auto")
     tune.set_defaults(run=_run_tune)
@@ -187,7 +188,7 @@ def _run_tune(args: argparse.Namespace) -> int:
         chosen = (marked or own)[: args.clips]
         rest = [c for c in own if c not in chosen]
         chosen = chosen + rest[:1]  # one more clip to stop early
-        evaluation_clips = rest[1:]
+        evaluation_clips = rest[1:] if args.evaluate is None else rest[1 : 1 + args.evaluate]
         make = lambda c: TuningClip(str(corpus.wav_path(c.name)), f"{args.data}/vertices_npy/{c.name}.npy", corpus.vertices(c.name) - corpus.template(c.subject) + bundle.template.vertices)
         clips = [make(c) for c in chosen]
         evaluation = [make(c) for c in evaluation_clips]

@@ -22,22 +22,14 @@ from .losses import vertex_loss
 from .model import interpolate_frames
 from .pipeline import Animator
 from .style import MAX_DURATION_MISMATCH_S, MIN_CLIPS, Style, TuningError
+from .bootstrap import bootstrap
 
 __all__ = ["MAX_DURATION_MISMATCH_S", "MODES", "Style", "Tuner", "TuningClip", "TuningError", "person_for", "read_mesh_sequence", "tune_style"]
 
 MODES = ("convex", "direct")
 # Runs blender/alembic_reader.py with the bpy module, with this folder's code as `talking_head`
 # (as blender/worker_client.py starts the worker).
-ALEMBIC_BOOTSTRAP = """
-import importlib.util, sys
-root = sys.argv[1]
-spec = importlib.util.spec_from_file_location("talking_head", root + "/__init__.py", submodule_search_locations=[root])
-package = importlib.util.module_from_spec(spec)
-sys.modules["talking_head"] = package
-spec.loader.exec_module(package)
-from talking_head.blender.alembic_reader import main
-raise SystemExit(main(sys.argv[2:]))
-"""
+ALEMBIC_BOOTSTRAP = bootstrap("blender.alembic_reader")
 
 
 @dataclass

@@ -88,35 +88,46 @@ def main(argv: list[str] | None = None) -> int:
     for name in RUNS:
         report = w / "reports" / name
         if not (report / "report.json").is_file():
-            run(CLI + ["evaluate", "--data", corpus, "--bundle", w / "bundles" / name, "--out", report, "--subsets", "SN,SE,UN,UE" if name == "full" else "SE,UE", "--cache", cache])
+            run(CLI + ["evaluate", "--data", corpus, "--bundle", w / "bundles" / name, "--out", report, "--subsets", "SN,SE,UN,UE" if name in ("full", "two-stage") else "SE,UE", "--cache", cache])
 
+    demo = pick_demo(w)
+    print(f"demo model: {demo} (lowest SE + UE lip error of the variants with head motion)", flush=True)
     unseen = json.loads((corpus / "corpus.json").read_text())
     unseen = [s["name"] for s in unseen["subjects"] if s.get("split") == "unseen"]
+    styles = w / "styles" / demo
     for mode in TUNING_MODES:
         for subject in unseen:
-            style = w / "styles" / mode / f"{subject}.json"
+            style = styles / mode / f"{subject}.json"
             if not style.is_file():
-                run(CLI + ["tune", "--bundle", w / "bundles" / "full", "--data", corpus, "--subject", subject, "--mode", mode, "--out", style, "--device", "cpu"])
-    tuning = w / "reports" / "tuning.json"
+                run(CLI + ["tune", "--bundle", w / "bundles" / demo, "--data", corpus, "--subject", subject, "--mode", mode, "--out", style, "--device", "cpu", "--evaluate", "0"])
+    tuning = w / "reports" / f"tuning-{demo}.json"
     if not tuning.is_file():
         from talking_head.core.evaluate import evaluate_styles
 
         print("$ (evaluate_styles) unseen emotional clips without and with tuned styles", flush=True)
-        result = evaluate_styles(corpus, w / "bundles" / "full", {m: w / "styles" / m for m in TUNING_MODES}, cache=cache)
+        result = evaluate_styles(corpus, w / "bundles" / demo, {m: styles / m for m in TUNING_MODES}, cache=cache)
         tuning.write_text(json.dumps(result, indent=2) + "\n")
 
     images = ROOT / "docs" / "images"
     for name in ("lip_distance.png", "head_motion.png"):
-        shutil.copy2(w / "reports" / "full" / name, images / f"results_{name}")
+        shutil.copy2(w / "reports" / demo / name, images / f"results_{name}")
     if args.install_demo:
         target = ROOT / "weights" / "demo"
         if target.exists():
             shutil.rmtree(target)
-        run(CLI + ["bundle", "pack", w / "bundles" / "full", "--out", target])
-        (target / "README.md").write_text(model_card(w, target))
+        run(CLI + ["bundle", "pack", w / "bundles" / demo, "--out", target])
+        (target / "README.md").write_text(model_card(w, target, demo))
     write_readme(args.readme, results_markdown(w))
     print(f"updated {args.readme} (results section) and {images}/results_*.png")
     return 0
+
+
+def pick_demo(w: Path) -> str:
+    def lip(name: str) -> float:
+        subsets = json.loads((w / "reports" / name / "report.json").read_text())["subsets"]
+        return subsets["SE"]["model"]["lve"] + subsets["UE"]["model"]["lve"]
+
+    return min(("full", "two-stage"), key=lip)
 
 
 def _config(w: Path, name: str, base: Path) -> Path:
@@ -137,7 +148,8 @@ def _unfinished(bundle: Path, epochs: int) -> bool:
 def results_markdown(w: Path) -> str:
     reports = {name: json.loads((w / "reports" / name / "report.json").read_text()) for name in RUNS}
     enc = {k: json.loads((w / "encoders" / k / "training.json").read_text()) for k in ("context", "emotion")}
-    tuning = json.loads((w / "reports" / "tuning.json").read_text())
+    demo = pick_demo(w)
+    tuning = json.loads((w / "reports" / f"tuning-{demo}.json").read_text())
     lines = ["Measured by `make results` on the demo corpus (14 synthetic subjects, 6 seen; test clips never trained on).", ""]
     lines += [
         f"Encoders (trained here on {enc['context']['train_utterances']} synthetic utterances; held-out voices "
@@ -157,14 +169,16 @@ def results_markdown(w: Path) -> str:
         cell = lambda subset, metric: f"{report['subsets'][subset][key][metric] * 1e4:.2f}" if subset in report["subsets"] else "-"
         epochs = "-" if key == "template" else str(len((w / "bundles" / label / "train_log.csv").read_text().strip().splitlines()) - 1)
         lines.append(f"| {labels.get(label, label)} | {epochs} | {cell('SE', 'lve')} | {cell('SE', 'max_face')} | {cell('UE', 'lve')} | {cell('UE', 'max_face')} |")
-    full = reports["full"]["subsets"]
+    full = reports[demo]["subsets"]
     if "SN" in full and "UN" in full:
-        lines += ["", f"Neutral test clips, full model: SN lip {full['SN']['model']['lve'] * 1e4:.2f} (template only {full['SN']['template']['lve'] * 1e4:.2f}), "
+        lines += ["", f"Neutral test clips, {demo} model: SN lip {full['SN']['model']['lve'] * 1e4:.2f} (template only {full['SN']['template']['lve'] * 1e4:.2f}), "
                   f"UN lip {full['UN']['model']['lve'] * 1e4:.2f} (template only {full['UN']['template']['lve'] * 1e4:.2f})."]
     t = tuning["rows"]
     lines += [
         "",
-        f"Personalized tuning (6 clips per unseen subject, one more to stop early; scored on the {tuning['clips']} unseen emotional clips tuning never saw):",
+        f"The demo bundle (`weights/demo`) is the {demo} model: the lower SE + UE lip error of the two variants with head motion.",
+        "",
+        f"Personalized tuning of the {demo} model (6 clips per unseen subject, one more to stop early; scored on the {tuning['clips']} unseen emotional clips tuning never saw):",
         "",
         "| style | UE lip (LVE x1e-4) | change |",
         "| --- | --- | --- |",
@@ -172,17 +186,17 @@ def results_markdown(w: Path) -> str:
     ]
     for mode in TUNING_MODES:
         lines.append(f"| {mode} tuning | {t[mode]['lve'] * 1e4:.2f} | {t[mode]['lve_change_percent']:+.1f}% |")
-    div = reports["full"].get("head_diversity", {})
+    div = reports[demo].get("head_diversity", {})
     if div:
-        lines += ["", "Head-motion diversity of the full model (standard deviation over 20 seeds, degrees, per axis):", ""]
+        lines += ["", f"Head-motion diversity of the {demo} model (standard deviation over 20 seeds, degrees, per axis):", ""]
         for kind in ("neutral", "emotional"):
             lines.append(f"- {kind} speech ({div[kind]['clip']}): " + ", ".join(f"{x:.2f}" for x in div[kind]["rotation_deg"]))
     lines += ["", "![lip distance](docs/images/results_lip_distance.png)", "", "![head motion](docs/images/results_head_motion.png)"]
     return "\n".join(lines)
 
 
-def model_card(w: Path, bundle: Path) -> str:
-    report = json.loads((w / "reports" / "full" / "report.json").read_text())
+def model_card(w: Path, bundle: Path, demo: str) -> str:
+    report = json.loads((w / "reports" / demo / "report.json").read_text())
     baseline = json.loads((w / "reports" / "baseline" / "report.json").read_text())
     enc = {k: json.loads((w / "encoders" / k / "training.json").read_text()) for k in ("context", "emotion")}
     corpus = json.loads((w / "corpus" / "corpus.json").read_text())
@@ -197,8 +211,8 @@ def model_card(w: Path, bundle: Path) -> str:
         f"{size:.1f} MiB, weights in float16 (widened to float32 on load).",
         "",
         "## What it is",
-        f"- Generators: the full method (Gn, Ge with person embeddings of the {len(config['subjects'])} seen subjects "
-        f"{', '.join(config['subjects'])}, Gh head motion; Lcon with lambda_con {config['lambda_con']}, lambda_div {config['lambda_div']}), "
+        f"- Generators: the {demo} variant, the better of the two variants with head motion on held-out clips (Gn, Ge with person embeddings of the {len(config['subjects'])} seen subjects "
+        f"{', '.join(config['subjects'])}, Gh head motion; Lcon {'with lambda_con ' + str(config['lambda_con']) if config['use_contrastive'] else 'off'}, lambda_div {config['lambda_div']}), "
         f"d_model {config['d_model']}, trained with `talking-head train` (settings in `scripts/demo_training.json`).",
         f"- Content encoder (`encoders/context`): wav2vec2 CTC phone recogniser, about 3.7 M parameters, trained with "
         f"`talking-head encoders content` on {enc['context']['train_utterances']} synthetic utterances. Phone error rate on held-out voices "
@@ -215,7 +229,7 @@ def model_card(w: Path, bundle: Path) -> str:
         "",
         "## Rebuild",
         "`make results` (corpus, speech set, encoders, all variants, evaluation, tuning; about an hour and a half on 2 CPU cores), "
-        "then `python scripts/results.py --install-demo` packs the full model here.",
+        "then `python scripts/results.py --install-demo` packs the chosen model here.",
         "",
         "## Limits",
         "- Trained on synthetic speech (festival, flite, espeak-ng voices) and a rig-driven synthetic head: real voices are outside its "
