@@ -92,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
 
     demo = pick_demo(w)
     print(f"demo model: {demo} (lowest SE + UE lip error of the variants with head motion)", flush=True)
+    if not (w / "reports" / demo / "report.json").is_file():
+        raise SystemExit(f"no report for {demo}")
     unseen = json.loads((corpus / "corpus.json").read_text())
     unseen = [s["name"] for s in unseen["subjects"] if s.get("split") == "unseen"]
     styles = w / "styles" / demo
@@ -127,7 +129,7 @@ def pick_demo(w: Path) -> str:
         subsets = json.loads((w / "reports" / name / "report.json").read_text())["subsets"]
         return subsets["SE"]["model"]["lve"] + subsets["UE"]["model"]["lve"]
 
-    return min(("full", "two-stage"), key=lip)
+    return min(("full", "two-stage", "single-stage"), key=lip)
 
 
 def _config(w: Path, name: str, base: Path) -> Path:
@@ -156,7 +158,7 @@ def results_markdown(w: Path) -> str:
         f"{', '.join(enc['context']['held_out_speakers'])}): phone error rate {enc['context']['phone_error_rate_held_out']:.1%}, "
         f"emotion accuracy {enc['emotion']['emotion_accuracy_held_out']:.1%}.",
         "",
-        "Faces (Table 2 of the paper; lip = LVE, face = mean vertex error; x1e-4, lower is better; "
+        "Faces (Table 2 of the paper; lip = LVE, face = max face vertex error, METHOD.md section 11; x1e-4, lower is better; "
         "SE/UE = seen/unseen subjects' emotional test clips, unseen subjects animated with the first seen subject's style):",
         "",
         "| model | epochs | SE lip | SE face | UE lip | UE face |",
@@ -176,7 +178,7 @@ def results_markdown(w: Path) -> str:
     t = tuning["rows"]
     lines += [
         "",
-        f"The demo bundle (`weights/demo`) is the {demo} model: the lower SE + UE lip error of the two variants with head motion.",
+        f"The demo bundle (`weights/demo`) is the {demo} model: the lowest SE + UE lip error of the variants with head motion (all but the baseline).",
         "",
         f"Personalized tuning of the {demo} model (6 clips per unseen subject, one more to stop early; scored on the {tuning['clips']} unseen emotional clips tuning never saw):",
         "",
@@ -211,7 +213,7 @@ def model_card(w: Path, bundle: Path, demo: str) -> str:
         f"{size:.1f} MiB, weights in float16 (widened to float32 on load).",
         "",
         "## What it is",
-        f"- Generators: the {demo} variant, the better of the two variants with head motion on held-out clips (Gn, Ge with person embeddings of the {len(config['subjects'])} seen subjects "
+        f"- Generators: the {demo} variant, the best of the variants with head motion on held-out clips (Gn, Ge with person embeddings of the {len(config['subjects'])} seen subjects "
         f"{', '.join(config['subjects'])}, Gh head motion; Lcon {'with lambda_con ' + str(config['lambda_con']) if config['use_contrastive'] else 'off'}, lambda_div {config['lambda_div']}), "
         f"d_model {config['d_model']}, trained with `talking-head train` (settings in `scripts/demo_training.json`).",
         f"- Content encoder (`encoders/context`): wav2vec2 CTC phone recogniser, about 3.7 M parameters, trained with "

@@ -40,6 +40,6 @@ def test_demo_mouth_opens_with_speech_and_closes_in_pauses():
     loudness = np.array([20 * np.log10(np.sqrt(np.mean(audio[i * hop : (i + 1) * hop] ** 2)) + 1e-6) for i in range(len(opening))])
     pause = loudness < loudness.max() - 35
     assert pause.sum() > 10 and (~pause).sum() > 100
-    # Measured when the bundle was made: correlation 0.38, opening 0.083 in speech vs 0.059 in pauses.
+    # Measured when the bundle was made: correlation 0.55, opening 0.044 in speech vs 0.0125 in pauses.
     assert np.corrcoef(opening, loudness)[0, 1] > 0.3
-    assert opening[~pause].mean() > 1.2 * opening[pause].mean()
+    assert opening[~pause].mean() > 1.5 * opening[pause].mean()
