@@ -213,10 +213,44 @@ class _Run:
         (self.checkpoint / "state.json").write_text(json.dumps(self.state, indent=1))
 
 
+def _train_epochs(run: _Run, train: list[Utterance], kind: str, step, columns: tuple[str, ...], clip: list, save_model, progress: bool) -> bool:
+    """Epochs from where `run` stopped. `step(batch)` gives the loss and the figures to average per
+    epoch. Checkpoints every `checkpoint_every` steps and at the end of each epoch; returns False
+    when the time budget stopped it (resume continues at the same batch)."""
+    from tqdm import tqdm
+
+    cfg = run.cfg
+    for epoch in range(run.state["epoch"], cfg.epochs):
+        batches = _batches(train, cfg.batch_seconds, np.random.default_rng([cfg.seed, epoch]))
+        totals, count = np.zeros(len(columns)), 0
+        done = run.state.pop("batch", 0)
+        bar = tqdm(batches[done:], desc=f"{kind} epoch {epoch + 1}/{cfg.epochs}", initial=done, total=len(batches), disable=not progress)
+        for position, batch in enumerate(bar, start=done + 1):
+            loss, figures = step(batch)
+            run.optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(clip, 5.0)
+            run.optimizer.step()
+            run.scheduler.step()
+            run.state["step"] += 1
+            totals, count = totals + figures, count + 1
+            bar.set_postfix({c: f"{t / count:.3f}" for c, t in zip(columns, totals)})
+            out_of_time = run.out_of_time()
+            if position < len(batches) and (out_of_time or position % cfg.checkpoint_every == 0):
+                run.state["epoch"], run.state["batch"] = epoch, position
+                run.save(save_model)
+                if out_of_time:
+                    return False
+                run.state.pop("batch")
+        run.state["log"].append({"epoch": epoch + 1, **{c: t / max(1, count) for c, t in zip(columns, totals)}, "steps": count})
+        run.state["epoch"] = epoch + 1
+        run.save(save_model)
+    return True
+
+
 def train_content_encoder(speech: Path, out: Path, cfg: EncoderTrainingConfig = EncoderTrainingConfig(), resume: bool = False, progress: bool = True) -> dict:
     """Train (or resume) the CTC content encoder; writes a `from_pretrained` folder to `out`."""
     from safetensors.torch import load_file, save_file
-    from tqdm import tqdm
     from transformers import Wav2Vec2CTCTokenizer, Wav2Vec2FeatureExtractor, Wav2Vec2ForCTC
 
     from .encoders import quiet_transformers
@@ -246,56 +280,31 @@ def train_content_encoder(speech: Path, out: Path, cfg: EncoderTrainingConfig = 
         save_file(aux.state_dict(), folder / "aux_head.safetensors")
 
     tokens = {p: i for p, i in vocab.items()}
+
+    def step(batch: list[Utterance]) -> tuple[torch.Tensor, tuple[float, float]]:
+        values, mask = _collate(batch)
+        frames = model._get_feat_extract_output_lengths(mask.sum(1)).tolist()
+        targets = [[tokens[p] for p, _, _ in u.phones if p != "pau"] for u in batch]
+        labels = torch.full((len(batch), max(len(t) for t in targets)), -100, dtype=torch.long)
+        for i, t in enumerate(targets):
+            labels[i, : len(t)] = torch.tensor(t)
+        output = model(values, attention_mask=mask, labels=labels, output_hidden_states=True)
+        hidden = output.hidden_states[-1]
+        frame_labels = torch.full(hidden.shape[:2], -100, dtype=torch.long)
+        for i, (u, n) in enumerate(zip(batch, frames)):
+            frame_labels[i, :n] = torch.from_numpy(frame_phones(u.phones, n))
+        aux_loss = torch.nn.functional.cross_entropy(aux(hidden).transpose(1, 2), frame_labels, ignore_index=-100)
+        return output.loss + cfg.aux_weight * aux_loss, (output.loss.item(), aux_loss.item())
+
     model.train()
-    stopped = False
-    for epoch in range(run.state["epoch"], cfg.epochs):
-        batches = _batches(train, cfg.batch_seconds, np.random.default_rng([cfg.seed, epoch]))
-        totals = np.zeros(3)
-        done = run.state.pop("batch", 0)
-        bar = tqdm(batches[done:], desc=f"content epoch {epoch + 1}/{cfg.epochs}", initial=done, total=len(batches), disable=not progress)
-        for position, batch in enumerate(bar, start=done + 1):
-            values, mask = _collate(batch)
-            frames = model._get_feat_extract_output_lengths(mask.sum(1)).tolist()
-            targets = [[tokens[p] for p, _, _ in u.phones if p != "pau"] for u in batch]
-            labels = torch.full((len(batch), max(len(t) for t in targets)), -100, dtype=torch.long)
-            for i, t in enumerate(targets):
-                labels[i, : len(t)] = torch.tensor(t)
-            output = model(values, attention_mask=mask, labels=labels, output_hidden_states=True)
-            hidden = output.hidden_states[-1]
-            frame_labels = torch.full(hidden.shape[:2], -100, dtype=torch.long)
-            for i, (u, n) in enumerate(zip(batch, frames)):
-                frame_labels[i, :n] = torch.from_numpy(frame_phones(u.phones, n))
-            aux_loss = torch.nn.functional.cross_entropy(aux(hidden).transpose(1, 2), frame_labels, ignore_index=-100)
-            loss = output.loss + cfg.aux_weight * aux_loss
-            run.optimizer.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-            run.optimizer.step()
-            run.scheduler.step()
-            run.state["step"] += 1
-            totals += (output.loss.item(), aux_loss.item(), 1)
-            bar.set_postfix(ctc=f"{totals[0] / totals[2]:.3f}", frame=f"{totals[1] / totals[2]:.3f}")
-            if position % cfg.checkpoint_every == 0 and position < len(batches):
-                run.state["epoch"], run.state["batch"] = epoch, position
-                run.save(save_model)
-                run.state.pop("batch")
-            if run.out_of_time() and position < len(batches):
-                stopped = True
-                break
-        if stopped:
-            run.state["epoch"], run.state["batch"] = epoch, position
-            run.save(save_model)
-            break
-        run.state["log"].append({"epoch": epoch + 1, "ctc": totals[0] / max(1, totals[2]), "frame_ce": totals[1] / max(1, totals[2]), "steps": int(totals[2])})
-        run.state["epoch"] = epoch + 1
-        run.save(save_model)
+    finished = _train_epochs(run, train, "content", step, ("ctc", "frame_ce"), list(model.parameters()), save_model, progress)
     model.eval()
     model.save_pretrained(out)
     Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=SAMPLE_RATE, do_normalize=True, return_attention_mask=True).save_pretrained(out)
     vocab_file = out / "vocab.json"
     vocab_file.write_text(json.dumps(vocab))
     Wav2Vec2CTCTokenizer(str(vocab_file), pad_token=BLANK, unk_token="<unk>", word_delimiter_token="|").save_pretrained(out)
-    report = {"held_out_speakers": list(cfg.held_out), "train_utterances": len(train), "log": run.state["log"], "finished": not stopped}
+    report = {"held_out_speakers": list(cfg.held_out), "train_utterances": len(train), "log": run.state["log"], "finished": finished}
     report["phone_error_rate_held_out"] = phone_error_rate(model, held[:300])
     (out / "training.json").write_text(json.dumps(report, indent=1))
     return report
@@ -303,7 +312,6 @@ def train_content_encoder(speech: Path, out: Path, cfg: EncoderTrainingConfig = 
 
 def train_emotion_encoder(speech: Path, out: Path, init: Path, cfg: EncoderTrainingConfig = EncoderTrainingConfig(), resume: bool = False, progress: bool = True) -> dict:
     """Train (or resume) the emotion classifier, its backbone started from the content encoder `init`."""
-    from tqdm import tqdm
     from transformers import Wav2Vec2FeatureExtractor, Wav2Vec2ForSequenceClassification
 
     from .corpus.emotions import EMOTIONS
@@ -329,43 +337,19 @@ def train_emotion_encoder(speech: Path, out: Path, init: Path, cfg: EncoderTrain
     run = _Run(out, params, steps_per_epoch * cfg.epochs, cfg)
     if resume:
         run.resume()
+
+    def step(batch: list[Utterance]) -> tuple[torch.Tensor, tuple[float, float]]:
+        values, mask = _collate(batch)
+        target = torch.tensor([label_ids[u.emotion] for u in batch])
+        output = model(values, attention_mask=mask, labels=target)
+        return output.loss, (output.loss.item(), (output.logits.argmax(-1) == target).float().mean().item())
+
     model.train()
-    stopped = False
-    for epoch in range(run.state["epoch"], cfg.epochs):
-        batches = _batches(train, cfg.batch_seconds, np.random.default_rng([cfg.seed, epoch]))
-        totals = np.zeros(3)
-        done = run.state.pop("batch", 0)
-        bar = tqdm(batches[done:], desc=f"emotion epoch {epoch + 1}/{cfg.epochs}", initial=done, total=len(batches), disable=not progress)
-        for position, batch in enumerate(bar, start=done + 1):
-            values, mask = _collate(batch)
-            target = torch.tensor([label_ids[u.emotion] for u in batch])
-            output = model(values, attention_mask=mask, labels=target)
-            run.optimizer.zero_grad()
-            output.loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 5.0)
-            run.optimizer.step()
-            run.scheduler.step()
-            run.state["step"] += 1
-            totals += (output.loss.item(), (output.logits.argmax(-1) == target).float().mean().item(), 1)
-            bar.set_postfix(loss=f"{totals[0] / totals[2]:.3f}", acc=f"{totals[1] / totals[2]:.2f}")
-            if position % cfg.checkpoint_every == 0 and position < len(batches):
-                run.state["epoch"], run.state["batch"] = epoch, position
-                run.save(model.save_pretrained)
-                run.state.pop("batch")
-            if run.out_of_time() and position < len(batches):
-                stopped = True
-                break
-        if stopped:
-            run.state["epoch"], run.state["batch"] = epoch, position
-            run.save(model.save_pretrained)
-            break
-        run.state["log"].append({"epoch": epoch + 1, "loss": totals[0] / max(1, totals[2]), "train_accuracy": totals[1] / max(1, totals[2])})
-        run.state["epoch"] = epoch + 1
-        run.save(model.save_pretrained)
+    finished = _train_epochs(run, train, "emotion", step, ("loss", "train_accuracy"), params, model.save_pretrained, progress)
     model.eval()
     model.save_pretrained(out)
     Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=SAMPLE_RATE, do_normalize=True, return_attention_mask=True).save_pretrained(out)
-    report = {"held_out_speakers": list(cfg.held_out), "train_utterances": len(train), "log": run.state["log"], "finished": not stopped}
+    report = {"held_out_speakers": list(cfg.held_out), "train_utterances": len(train), "log": run.state["log"], "finished": finished}
     report.update(emotion_accuracy(model, held[:300]))
     (out / "training.json").write_text(json.dumps(report, indent=1))
     return report
