@@ -44,14 +44,15 @@ class Evaluator:
         return subjects.index(clip.subject) if clip.subject in subjects else self.style
 
     @torch.no_grad()
-    def predict(self, clip: Clip, seed: int = 0, with_head: bool = False, person: torch.Tensor | None = None):
-        """(emotional faces (N, V, 3) on the clip's template, FaceMotion) for the clip's N frames."""
+    def predict(self, clip: Clip, seed: int = 0, with_head: bool = False, person: torch.Tensor | None = None, subject: str | None = None):
+        """(emotional faces (N, V, 3) on the clip's template, FaceMotion) for the clip's N frames;
+        `subject` overrides the speaking style (Gn's subject), as a tuned style does."""
         cfg, model = self.bundle.config, self.bundle.model
         n = len(self.corpus.vertices(clip.name))
         feats = self.features.get(self.corpus.wav_path(clip.name))
         context = interpolate_frames(feats["context"].unsqueeze(0), cfg.k * n)
         emotion = interpolate_frames(feats["emotion"].unsqueeze(0), cfg.k * n)
-        motion = model.generate(context, emotion, torch.tensor([self.subject_index(clip)]), head_noise(seed, cfg.k * n, cfg.d_model), person=person, with_head=with_head)
+        motion = model.generate(context, emotion, torch.tensor([self.bundle.config.subject_index(subject) if subject else self.subject_index(clip)]), head_noise(seed, cfg.k * n, cfg.d_model), person=person, with_head=with_head)
         faces = self.corpus.template(clip.subject) + motion.emotional[0].numpy().reshape(n, -1, 3)
         return faces, motion
 
@@ -248,8 +249,9 @@ def evaluate_styles(
         target = corpus.vertices(clip.name)
         template = corpus.template(clip.subject)
         for label in rows:
-            person = None if label == "none" else torch.tensor(loaded[label][clip.subject].p, dtype=torch.float32).unsqueeze(0)
-            faces, _ = evaluator.predict(clip, person=person)
+            style = None if label == "none" else loaded[label][clip.subject]
+            person = None if style is None else torch.tensor(style.p, dtype=torch.float32).unsqueeze(0)
+            faces, _ = evaluator.predict(clip, person=person, subject=style.subject if style else None)
             rows[label].setdefault(clip.subject, []).append(_clip_metrics(faces, target, template, lip_idx, upper_idx))
     result = {"bundle": str(bundle_path), "clips": len(clips), "subjects": subjects, "rows": {}}
     for label, per_subject in rows.items():

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from .bundle import ModelBundle
 from .losses import vertex_loss
@@ -24,7 +25,7 @@ from .pipeline import Animator
 from .style import MAX_DURATION_MISMATCH_S, MIN_CLIPS, Style, TuningError
 from .bootstrap import bootstrap
 
-__all__ = ["MAX_DURATION_MISMATCH_S", "MODES", "Style", "Tuner", "TuningClip", "TuningError", "person_for", "read_mesh_sequence", "tune_style"]
+__all__ = ["MAX_DURATION_MISMATCH_S", "MODES", "Style", "Tuner", "TuningClip", "TuningError", "person_for", "project_to_simplex", "read_mesh_sequence", "tune_style"]
 
 MODES = ("convex", "direct")
 # Runs blender/alembic_reader.py with the bpy module, with this folder's code as `talking_head`
@@ -113,7 +114,7 @@ class Tuner:
             parameter.requires_grad_(False)
 
     def prepare(self, clip: TuningClip) -> dict:
-        """Features at the mesh's frame count, Gn's neutral faces, and targets (displacements)."""
+        """Features at the mesh's frame count and targets (displacements); Gn's faces come later."""
         from .audio import SAMPLE_RATE, load_audio
 
         cfg = self.bundle.config
@@ -127,20 +128,30 @@ class Tuner:
         context, emotion, _ = self.animator.features(samples)
         context = interpolate_frames(context, cfg.k * n)
         emotion = interpolate_frames(emotion, cfg.k * n)
-        subject = torch.tensor([self.subject_index])
-        with torch.no_grad():
-            neutral = self.model.generate(context, emotion, subject, with_head=False).neutral
         target = torch.from_numpy((clip.vertices - self.bundle.template.vertices).reshape(1, n, -1))
-        return {"context": context, "emotion": emotion, "neutral": neutral, "target": target, "subject": subject}
+        return {"context": context, "emotion": emotion, "target": target, "neutral": {}}
+
+    def use_subject(self, subject: str) -> None:
+        """Gn speaks like this bundle subject from now on (its one-hot; METHOD.md section 3)."""
+        self.subject = subject
+        self.subject_index = self.bundle.config.subject_index(subject)
+
+    @torch.no_grad()
+    def neutral(self, item: dict) -> torch.Tensor:
+        """Gn's faces for the clip in the current speaking style (computed once per subject)."""
+        if self.subject not in item["neutral"]:
+            subject = torch.tensor([self.subject_index])
+            item["neutral"][self.subject] = self.model.generate(item["context"], item["emotion"], subject, with_head=False).neutral
+        return item["neutral"][self.subject]
 
     def teacher_forced(self, item: dict, person: torch.Tensor) -> torch.Tensor:
         """Ge's faces with the person's previous frames given: differentiable in `person`.
 
         At most the bundle's decoding window (max_frames) from the clip's start: the decoder's
         positions end there, and a few seconds are plenty to fit one embedding."""
-        e, n = self.model.emotion, self.frames(item)
-        q = e.queries(item["neutral"][:, :n], item["target"][:, : n - 1], person)
-        return item["neutral"][:, :n] + e.expression_out(e.decoder(q, e.audio_in(item["emotion"][:, : self.bundle.config.k * n])))
+        e, n, neutral = self.model.emotion, self.frames(item), self.neutral(item)
+        q = e.queries(neutral[:, :n], item["target"][:, : n - 1], person)
+        return neutral[:, :n] + e.expression_out(e.decoder(q, e.audio_in(item["emotion"][:, : self.bundle.config.k * n])))
 
     def frames(self, item: dict) -> int:
         return min(item["target"].shape[1], self.bundle.config.max_frames)
@@ -149,13 +160,24 @@ class Tuner:
         return vertex_loss(self.teacher_forced(item, person), item["target"][:, : self.frames(item)])
 
     @torch.no_grad()
-    def error(self, items: list[dict], person: torch.Tensor | None) -> float:
-        """Mean per-vertex squared error of autoregressive inference (no head) over clips."""
+    def error(self, items: list[dict], person: torch.Tensor | None, subject: str | None = None) -> float:
+        """Mean per-vertex squared error of autoregressive inference (no head) over clips, as
+        the person will be animated: Gn in `subject`'s style (default: the current one)."""
+        index = torch.tensor([self.bundle.config.subject_index(subject or self.subject)])
         errors = []
         for item in items:
-            motion = self.model.generate(item["context"], item["emotion"], item["subject"], person=person, with_head=False)
+            motion = self.model.generate(item["context"], item["emotion"], index, person=person, with_head=False)
             errors.append(float(vertex_loss(motion.emotional, item["target"])))
         return float(np.mean(errors))
+
+    def pick_subject(self, items: list[dict]) -> str:
+        """The training subject whose speaking style (Gn one-hot and own pivot) animates these
+        clips best: METHOD.md leaves the choice for an unseen person to the caller, and the
+        person's own clips are the best judge. Measured autoregressively, as at inference."""
+        errors = {s: self.error(items, None, s) for s in self.bundle.config.subjects}
+        best = min(errors, key=errors.get)
+        self.use_subject(best)
+        return best
 
     def fit(
         self,
@@ -165,10 +187,18 @@ class Tuner:
         steps: int = 150,
         lr: float = 0.05,
         lambda_sum: float = 1.0,
-        patience: int = 20,
+        patience: int = 4,
+        check_every: int = 5,
         progress: Callable[[int, int], None] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """(alpha (S,), p (d,)) minimising Ltun, early-stopped on the held-out clips."""
+        """(alpha (S,), p (d,)) minimising Ltun on `train`, early-stopped on `holdout`.
+
+        The gradient comes from teacher forcing (cheap, differentiable), but the early stop
+        and the choice of the result use autoregressive error on the held-out clip, which is
+        what an animator sees: a teacher-forced fit can improve while the animation worsens.
+        The starting candidates are uniform alpha (METHOD.md) and the current subject's own
+        pivot, so tuning never returns a style that did worse on the held-out clip than both.
+        """
         if mode not in MODES:
             raise TuningError(f"unknown tuning mode {mode!r}; use convex or direct")
         pivots = self.model.person_embeddings().detach()  # (S, d)
@@ -180,7 +210,9 @@ class Tuner:
         def current() -> torch.Tensor:
             return (alpha @ pivots) if mode == "convex" else p_free
 
-        best = (self._holdout_loss(holdout, current().detach()), alpha.detach().clone(), current().detach().clone())
+        own = F.one_hot(torch.tensor(self.subject_index), s).float()
+        candidates = [(self.error(holdout, p.unsqueeze(0)), a, p) for a, p in ((own, pivots[self.subject_index]), (alpha.detach().clone(), current().detach().clone()))]
+        best = min(candidates, key=lambda c: c[0])
         waited = 0
         for step in range(steps):
             person = current().unsqueeze(0)
@@ -189,24 +221,38 @@ class Tuner:
                 loss = loss + lambda_sum * (alpha.sum() - 1) ** 2
             optimizer.zero_grad()
             loss.backward()
+            if mode == "convex":
+                # Only the part of the gradient along the simplex can move alpha: the rest is
+                # undone by the projection, and it would dominate Adam's per-weight step sizes.
+                alpha.grad -= alpha.grad.mean()
             optimizer.step()
             if mode == "convex":
                 with torch.no_grad():
-                    alpha.clamp_(min=0.0)  # projection: p* stays in the pivots' convex cone
-            held = self._holdout_loss(holdout, current().detach())
+                    alpha.copy_(project_to_simplex(alpha))  # p* stays in the pivots' convex hull
+            if progress:
+                progress(step + 1, steps)
+            if (step + 1) % check_every:
+                continue
+            held = self.error(holdout, current().detach().unsqueeze(0))
             if held < best[0] - 1e-12:
                 best, waited = (held, alpha.detach().clone(), current().detach().clone()), 0
             else:
                 waited += 1
-            if progress:
-                progress(step + 1, steps)
             if waited >= patience:
                 break
+        if progress:
+            progress(steps, steps)
         return best[1].numpy(), best[2].numpy()
 
-    @torch.no_grad()
-    def _holdout_loss(self, holdout: list[dict], person: torch.Tensor) -> float:
-        return float(np.mean([float(self.fit_loss(item, person.unsqueeze(0))) for item in holdout]))
+
+def project_to_simplex(v: torch.Tensor) -> torch.Tensor:
+    """Euclidean projection onto {alpha >= 0, sum alpha = 1} (sort-based, Duchi et al. 2008):
+    both of METHOD.md's constraints at once, where clamping alone lets the sum drift."""
+    u, _ = torch.sort(v, descending=True)
+    cumulative = u.cumsum(0) - 1
+    index = torch.arange(1, len(v) + 1, dtype=v.dtype, device=v.device)
+    rho = int(torch.nonzero(u - cumulative / index > 0).max())
+    return torch.clamp(v - cumulative[rho] / (rho + 1), min=0.0)
 
 
 def tune_style(
@@ -218,16 +264,23 @@ def tune_style(
     subject: str | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> Style:
-    """Tune on all but the last clip, stop early on the last; report error on `evaluation`."""
+    """Tune on all but the last clip, stop early on the last; report error on `evaluation`.
+
+    Without `subject`, the speaking style (Gn's subject) is the one that animates the clips
+    best. `error_before` is the untuned animation (the bundle's first subject, or `subject`);
+    `error_after` the tuned one."""
     if len(clips) < MIN_CLIPS:
         raise TuningError(f"tuning needs at least {MIN_CLIPS} clips (one is held out to stop early), got {len(clips)}")
     tuner = Tuner(animator, subject)
+    untuned = tuner.subject
     items = [tuner.prepare(c) for c in clips]
     evaluation_items = [tuner.prepare(c) for c in evaluation]
+    if subject is None:
+        tuner.pick_subject(items)
     alpha, p = tuner.fit(items[:-1], items[-1:], mode=mode, progress=progress)
     before = after = None
     if evaluation_items:
-        before = tuner.error(evaluation_items, None)
+        before = tuner.error(evaluation_items, None, untuned)
         after = tuner.error(evaluation_items, torch.from_numpy(p).unsqueeze(0))
     return Style(
         name=name,

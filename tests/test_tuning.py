@@ -28,7 +28,10 @@ def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("tuning")
     corpus = make_corpus(root / "corpus", sentences=SENTENCES, smile_gain={"F2": 0.2, "M3": 1.6, "F1": 1.2})
     encoders = save_random_encoders(root / "enc", "tiny")
-    settings = TrainingConfig(epochs=4, lr=2e-3, model={"d_model": 32, "ff_dim": 64, "max_frames": 40, "window_overlap": 10})
+    # lambda_con / lambda_div at the scale of these small displacements (see README, training):
+    # METHOD.md's 1 and 0.01 swamp Le here and leave a model worse than the template.
+    model = {"d_model": 32, "ff_dim": 64, "max_frames": 40, "window_overlap": 10, "lambda_con": 1e-4, "lambda_div": 1e-7}
+    settings = TrainingConfig(epochs=15, lr=2e-3, model=model)
     train(corpus, root / "bundle", settings, context_encoder=str(encoders[0]), emotion_encoder=str(encoders[1]), progress=False)
     return corpus, root / "bundle"
 
@@ -51,12 +54,28 @@ def test_tuned_weights_stay_on_the_simplex(trained):
     held_out = clips_of(corpus_dir, bundle, "F1", (5, 33))
     style = tune_style(animator, tuning, held_out, "F1 style", subject="F2")
     alpha = np.array(style.alpha)
-    assert np.all(alpha >= 0) and abs(alpha.sum() - 1) < 0.15  # penalty + projection
+    assert np.all(alpha >= 0) and abs(alpha.sum() - 1) < 1e-5  # projection onto the simplex
     pivots = bundle.model.person_embeddings().detach().numpy()
     assert np.allclose(alpha @ pivots, style.p, atol=1e-5)
     assert style.error_before > 0 and style.error_after > 0
     direct = tune_style(animator, tuning, held_out, "direct", mode="direct", subject="F2")
     assert direct.mode == "direct" and len(direct.p) == bundle.config.d_model
+
+
+def test_tuning_lowers_a_held_out_subjects_error_on_other_clips(trained):
+    """F1 smiles 1.2 on emotional takes; the untuned F2 style smiles 0.2, M3 1.6."""
+    corpus_dir, bundle_dir = trained
+    bundle = ModelBundle.load(bundle_dir)
+    animator = Animator(bundle)
+    tuning = clips_of(corpus_dir, bundle, "F1", (1, 2, 3, 4, 5))
+    unseen_clips = clips_of(corpus_dir, bundle, "F1", (33, 37))  # never used for tuning
+    convex = tune_style(animator, tuning, unseen_clips, "convex", subject="F2")
+    assert convex.error_after < 0.8 * convex.error_before
+    assert convex.alpha[bundle.config.subject_index("M3")] > 0.5  # towards the stronger smiler
+    direct = tune_style(animator, tuning, unseen_clips, "direct", mode="direct", subject="F2")
+    assert direct.error_after < 0.8 * direct.error_before
+    picked = tune_style(animator, tuning, unseen_clips, "picked")  # speaking style chosen by the clips
+    assert picked.subject == "M3" and picked.error_after < 0.8 * picked.error_before
 
 
 def test_style_file_round_trip_and_animate_with_it(tmp_path, trained):
