@@ -74,6 +74,10 @@ class TalkingHeadSettings(bpy.types.PropertyGroup):
         ],
         default="convex",
     )
+    tuning_pick_subject: BoolProperty(
+        name="Pick speaking style from clips", default=True,
+        description="Let the clips choose the training subject whose speaking style the person uses; off: the chosen Style's",
+    )
     head_motion: BoolProperty(name="Head motion", default=True, description="Turn and move the head with the speech")
     head_amplitude: FloatProperty(name="Amplitude", default=1.0, min=0.0, soft_max=2.0, max=5.0, description="Scale of head turns and moves")
     seed: IntProperty(name="Seed", default=0, min=0, description="Head-motion variation: same seed, same motion")

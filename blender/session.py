@@ -3,6 +3,7 @@ target mesh, build the worker's job, and hand the result to the writer. One path
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,8 @@ class AnimateJob:
     python_paths: list[str]
     target: bpy.types.Object
     start: float
+    # The worker's folder when a packed sound was written out for it (deleted with the worker).
+    work_dir: Path | None = None
 
 
 def bundle_path(settings) -> str:
@@ -145,7 +148,14 @@ def prepare(scene: bpy.types.Scene, settings, speaking_style: str = "") -> Anima
     first = styles.job_choice(settings.subject, info, speaking_style)
     second = styles.job_choice(settings.second_style, info) if settings.blend_styles else None
     python, paths = dependencies.worker_python(_python_path())
-    audio, _ = audio_file_of(strip)
+    # A packed sound is written out into the worker's own folder, so that it goes with it.
+    work_dir = Path(tempfile.mkdtemp(prefix="talking_head_")) if strip.sound.packed_file is not None else None
+    try:
+        audio, _ = audio_file_of(strip, folder=work_dir)
+    except BaseException:
+        if work_dir is not None:
+            shutil.rmtree(work_dir, ignore_errors=True)
+        raise
     job = {
         "audio": audio,
         "bundle": str(info.path),
@@ -156,11 +166,12 @@ def prepare(scene: bpy.types.Scene, settings, speaking_style: str = "") -> Anima
     }
     if second is not None or "file" in first:
         job["style"] = {"first": first, "second": second, "weight": float(settings.style_weight)}
-    return AnimateJob(job, python, paths, settings.target, float(_strip_start(strip)))
+    return AnimateJob(job, python, paths, settings.target, float(_strip_start(strip)), work_dir)
 
 
 def start(request: AnimateJob) -> WorkerJob:
-    return WorkerJob.start(request.python, request.job, request.python_paths)
+    """The worker runs in the request's folder, which its cleanup() deletes."""
+    return WorkerJob.start(request.python, request.job, request.python_paths, request.work_dir)
 
 
 def apply(scene: bpy.types.Scene, settings, request: AnimateJob, result: WorkerResult) -> writer.TakeInfo:

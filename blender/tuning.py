@@ -93,7 +93,7 @@ def prepare(scene: bpy.types.Scene, settings) -> TuneRequest:
         "device": settings.device,
         "name": settings.tuning_name.strip() or "Style",
         "mode": settings.tuning_mode,
-        "subject": styles.speaking_subject(settings.subject, info),
+        "subject": None if settings.tuning_pick_subject else styles.speaking_subject(settings.subject, info),
         "clips": job_clips,
     }
     return TuneRequest(job, python, paths, work_dir)

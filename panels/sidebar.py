@@ -119,6 +119,7 @@ class TALKINGHEAD_PT_tuning(bpy.types.Panel):
         col = layout.column(align=True)
         col.prop(settings, "tuning_name")
         col.prop(settings, "tuning_mode")
+        col.prop(settings, "tuning_pick_subject")
         if settings.running:
             layout.progress(factor=settings.progress, text=f"{settings.status} (Esc cancels)")
         else:

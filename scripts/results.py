@@ -106,8 +106,10 @@ def main(argv: list[str] | None = None) -> int:
     if not tuning.is_file():
         from talking_head.core.evaluate import evaluate_styles
 
+        own_pivot_styles(w / "bundles" / demo, styles / "convex", styles / "subject")
         print("$ (evaluate_styles) unseen emotional clips without and with tuned styles", flush=True)
-        result = evaluate_styles(corpus, w / "bundles" / demo, {m: styles / m for m in TUNING_MODES}, cache=cache)
+        folders = {"subject": styles / "subject"} | {m: styles / m for m in TUNING_MODES}
+        result = evaluate_styles(corpus, w / "bundles" / demo, folders, cache=cache)
         tuning.write_text(json.dumps(result, indent=2) + "\n")
 
     images = ROOT / "docs" / "images"
@@ -122,6 +124,24 @@ def main(argv: list[str] | None = None) -> int:
     write_readme(args.readme, results_markdown(w))
     print(f"updated {args.readme} (results section) and {images}/results_*.png")
     return 0
+
+
+def own_pivot_styles(bundle: Path, tuned: Path, out: Path) -> None:
+    """The tuned styles' speaking style with its own pivot (no fitted alpha): what choosing the
+    speaking style alone buys, separated from fitting the person embedding."""
+    from talking_head.core.bundle import ModelBundle
+    from talking_head.core.style import Style
+
+    model = ModelBundle.load(bundle)
+    pivots = model.model.person_embeddings().detach().numpy()
+    out.mkdir(parents=True, exist_ok=True)
+    for path in sorted(tuned.glob("*.json")):
+        style = Style.load(path)
+        i = model.config.subject_index(style.subject)
+        style.alpha = [float(j == i) for j in range(len(pivots))]
+        style.p = [float(x) for x in pivots[i]]
+        style.name = f"{style.name} (speaking style {style.subject}, own pivot)"
+        style.save(out / path.name)
 
 
 def pick_demo(w: Path) -> str:
@@ -186,6 +206,8 @@ def results_markdown(w: Path) -> str:
         "| --- | --- | --- |",
         f"| none (first seen subject's style) | {t['none']['lve'] * 1e4:.2f} | |",
     ]
+    if "subject" in t:
+        lines.append(f"| speaking style picked by tuning, its own pivot (no fitting) | {t['subject']['lve'] * 1e4:.2f} | {t['subject']['lve_change_percent']:+.1f}% |")
     for mode in TUNING_MODES:
         lines.append(f"| {mode} tuning | {t[mode]['lve'] * 1e4:.2f} | {t[mode]['lve_change_percent']:+.1f}% |")
     div = reports[demo].get("head_diversity", {})
