@@ -51,13 +51,13 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--out", required=True, type=Path, help="STYLE.json to write")
     source = tune.add_mutually_exclusive_group(required=True)
     source.add_argument("--data", type=Path, help="a corpus: tune on clips of --subject")
-    source.add_argument("--clip", nargs=2, action="append", metavar=("AUDIO", "MESH"), help="a clip: audio and its mesh sequence (.npy or folder of .ply/.obj); repeat")
+    source.add_argument("--clip", nargs=2, action="append", metavar=("AUDIO", "MESH"), help="a clip: audio and its mesh sequence (.npy, folder of .ply/.obj, or .abc); repeat")
     tune.add_argument("--subject", help="with --data: the person to tune for")
     tune.add_argument("--clips", type=int, default=6, help="with --data: clips used for tuning (one more stops early)")
     tune.add_argument("--name", help="style name (default: the output file's name)")
     tune.add_argument("--mode", choices=("convex", "direct"), default="convex")
     tune.add_argument("--evaluate", type=int, default=None, metavar="N", help="with --data: measure error_before/after on N other clips (default all; 0 skips)")
-    tune.add_argument("--speaking-style", help="bundle subject whose Gn speaking style the person uses")
+    tune.add_argument("--speaking-style", help="bundle subject whose Gn speaking style the person uses (default: the one that animates the clips best)")
     tune.add_argument("--device", default="auto")
     tune.set_defaults(run=_run_tune)
 
@@ -204,7 +204,7 @@ def _run_tune(args: argparse.Namespace) -> int:
     if style.error_before is not None:
         change = 100 * (1 - style.error_after / style.error_before)
         summary = f"; error on {len(evaluation)} other clips {style.error_before:.4g} -> {style.error_after:.4g} ({change:.1f}% lower)"
-    print(f"wrote style {style.name!r} to {args.out}{summary}")
+    print(f"wrote style {style.name!r} (speaks like {style.subject}) to {args.out}{summary}")
     return 0
 
 
