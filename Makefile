@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: install speech-tools test test-fast bench bench-blender bench-tuning extension demo demo-biwi results clean
+.PHONY: install speech-tools test test-fast bench bench-blender bench-tuning extension demo demo-biwi results seeds clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,11 @@ bench-tuning: install
 results: WORK ?= build/results
 results: install speech-tools
 	$(PY) scripts/results.py --work $(WORK)
+
+# Table 2 variants over five seeds, on the work folder of `make results` (about 2 h on 2 cores).
+seeds: WORK ?= build/results
+seeds: install
+	$(PY) scripts/seeds.py --work $(WORK) --seeds 0 1 2 3 4 --run full:full --run two-stage:two-stage --run baseline:baseline
 
 # The bundled model on the bundled sample clip (samples/demo_speech.wav): no speech tools needed.
 demo: OUT ?= out
