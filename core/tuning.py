@@ -108,8 +108,7 @@ class Tuner:
         self.model = self.bundle.model.eval()
         if self.model.emotion is None:
             raise TuningError("this bundle has no emotion stage (baseline): there are no pivots to tune")
-        self.subject = subject or self.bundle.config.subjects[0]
-        self.subject_index = self.bundle.config.subject_index(self.subject)
+        self.use_subject(subject or self.bundle.config.subjects[0])
         for parameter in self.model.parameters():
             parameter.requires_grad_(False)
 
