@@ -3,7 +3,7 @@
 Every step is a documented `talking-head` command, printed before it runs, and is skipped when its
 output already exists, so an interrupted run continues where it stopped (delete a step's folder to
 redo it). `make results` runs this with WORK=build/results; the whole chain takes about an hour and
-a half on a 2-core CPU. With --install-demo the full model is packed into weights/demo.
+a half on a 2-core CPU. With --install-demo the demo model (see pick_demo) is packed into weights/demo.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", type=Path, default=ROOT / "scripts" / "demo_training.json", help="training settings for every variant")
     parser.add_argument("--parallel", type=int, default=2, help="variants trained at once (one thread each)")
     parser.add_argument("--report-only", action="store_true", help="evaluate and report the bundles as they are (no further training)")
-    parser.add_argument("--install-demo", action="store_true", help="pack the full model into weights/demo")
+    parser.add_argument("--install-demo", action="store_true", help="pack the demo model (lowest SE + UE lip error with head motion) into weights/demo")
     parser.add_argument("--readme", type=Path, default=ROOT / "README.md")
     args = parser.parse_args(argv)
     w = args.work

@@ -108,8 +108,8 @@ def seeds_markdown(reports: Path, names: list[str], seeds: list[int]) -> str:
             subsets = json.loads(path.read_text())["subsets"] if path.is_file() else {}
             for s in SUBSETS:
                 values[s].append(subsets[s]["model"]["lve"] * 1e4 if s in subsets else None)
-                if s in subsets and template is None:
-                    template = {t: json.loads(path.read_text())["subsets"][t]["template"]["lve"] * 1e4 for t in SUBSETS}
+            if template is None and all(s in subsets for s in SUBSETS):
+                template = {s: subsets[s]["template"]["lve"] * 1e4 for s in SUBSETS}
         cells = [f"{v:.2f}" if v is not None else "-" for s in SUBSETS for v in values[s]]
         for s in SUBSETS:
             done = [v for v in values[s] if v is not None]
