@@ -3,8 +3,10 @@ PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
+BLENDER_EXT := $(VENV)/lib/python3.11/site-packages/bpy/5.0/scripts/addons_core/bl_pkg/cli/blender_ext.py
+PLYFILE_WHEEL := wheels/plyfile-1.0.3-py3-none-any.whl
 
-.PHONY: install speech-tools test test-fast bench bench-blender bench-tuning extension demo demo-biwi results seeds clean
+.PHONY: install speech-tools lint test test-fast bench bench-blender bench-tuning extension demo demo-biwi results seeds clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +20,10 @@ install: $(VENV)/.installed
 speech-tools:
 	bash scripts/install-speech-tools.sh
 
-test: install speech-tools
+lint: install
+	$(VENV)/bin/ruff check --no-cache .
+
+test: install speech-tools lint $(PLYFILE_WHEEL)
 	$(PY) -m pytest
 
 test-fast: install
@@ -26,9 +31,6 @@ test-fast: install
 
 bench: install
 	$(PY) bench/inference.py
-
-BLENDER_EXT := $(VENV)/lib/python3.11/site-packages/bpy/5.0/scripts/addons_core/bl_pkg/cli/blender_ext.py
-PLYFILE_WHEEL := wheels/plyfile-1.0.3-py3-none-any.whl
 
 $(PLYFILE_WHEEL): | install
 	$(PIP) download --quiet --no-deps --only-binary=:all: --dest wheels plyfile==1.0.3

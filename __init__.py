@@ -1,18 +1,36 @@
 """Talking Head: a Blender extension that animates a 3D face from a sound file.
 
-The same folder is the Python package `talking_head`: `core/` is plain Python and torch
-(no `bpy`) and serves the `talking-head` command line; the Blender side is imported only
-when Blender calls `register()`.
+The same folder is the Python package `talking_head`, in floors: `core/` animates and tunes
+(plain Python and torch, never `bpy`), `training/` trains, evaluates and builds the corpus,
+`app/` holds the entry points (the `talking-head` command, `bake`, the demo), and `blender/`,
+`operators/`, `panels/` are the Blender side, imported only when Blender calls `register()`.
 """
 
 
-def register() -> None:
-    from .blender import registration
+def _classes() -> tuple:
+    """Every Blender class the add-on registers, in registration order."""
+    from .operators import animate, dependencies, export, tuning
+    from .panels import sidebar
 
-    registration.register()
+    return (*animate.CLASSES, *tuning.CLASSES, *export.CLASSES, *dependencies.CLASSES, *sidebar.CLASSES)
+
+
+def register() -> None:
+    """Properties first, then operators and panels; `unregister` is this reversed."""
+    import bpy
+
+    from .blender import properties
+
+    properties.register()
+    for cls in _classes():
+        bpy.utils.register_class(cls)
 
 
 def unregister() -> None:
-    from .blender import registration
+    import bpy
 
-    registration.unregister()
+    from .blender import properties
+
+    for cls in reversed(_classes()):
+        bpy.utils.unregister_class(cls)
+    properties.unregister()

@@ -1,5 +1,5 @@
 """`python -m talking_head` runs the command line."""
 
-from .core.cli import main
+from .app.cli import main
 
 raise SystemExit(main())

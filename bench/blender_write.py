@@ -27,7 +27,7 @@ def main() -> None:
 
     from talking_head.blender import session, writer
     from talking_head.core.animation import Animation
-    from talking_head.core.tiny import sphere_mesh
+    from talking_head.training.tiny import sphere_mesh
 
     rng = np.random.default_rng(0)
     template = sphere_mesh(args.vertices)

@@ -35,7 +35,7 @@ def main() -> None:
     from talking_head.core.device import resolve_device
     from talking_head.core.model import head_noise
     from talking_head.core.pipeline import Animator
-    from talking_head.core.tiny import make_tiny_bundle
+    from talking_head.training.tiny import make_tiny_bundle
 
     device = resolve_device(args.device)
     rng = np.random.default_rng(0)

@@ -1,1 +1,1 @@
-"""Blender layer: everything that touches bpy (writing animation, export, registration)."""
+"""Blender layer: everything that touches bpy (writing animation, export, preview, the panel's state)."""

@@ -1,4 +1,4 @@
-"""Read an Alembic clip's mesh per frame with the bpy module, for core/tuning.py (which never
+"""Read an Alembic clip's mesh per frame with the bpy module, for app/clips.py (`talking-head tune --clip`; core never
 imports bpy and runs this in a subprocess):
 
     python -c BOOTSTRAP ROOT CLIP.abc OUT.npy VERTICES [FPS]
@@ -16,13 +16,15 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.audio import FACE_FPS
+
 
 def main(argv: list[str]) -> int:
     if len(argv) not in (3, 4):
         print("error: usage: alembic_reader CLIP.abc OUT.npy VERTICES [FPS]", file=sys.stderr)
         return 2
     path, out, n_vertices = Path(argv[0]), Path(argv[1]), int(argv[2])
-    fps = float(argv[3]) if len(argv) == 4 else 25.0
+    fps = float(argv[3]) if len(argv) == 4 else float(FACE_FPS)
     try:
         frames = read_frames(path, n_vertices, fps)
     except ValueError as exc:
@@ -32,11 +34,11 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def read_frames(path: Path, n_vertices: int, fps: float = 25.0) -> np.ndarray:
+def read_frames(path: Path, n_vertices: int, fps: float = FACE_FPS) -> np.ndarray:
     """(frames, V, 3) world positions of the mesh with `n_vertices` vertices, Y-up."""
     import bpy
 
-    from .session import Y_UP_TO_Z_UP
+    from ..core.geometry import Y_UP_TO_Z_UP
 
     if not path.is_file():
         raise ValueError(f"file not found: {path}")

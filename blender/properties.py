@@ -116,16 +116,6 @@ class TalkingHeadPreferences(bpy.types.AddonPreferences):
         layout.prop(self, "python_path")
 
 
-def preferences() -> TalkingHeadPreferences | None:
-    addon = bpy.context.preferences.addons.get(ROOT_PACKAGE)
-    return addon.preferences if addon is not None else None
-
-
-def python_path() -> str:
-    prefs = preferences()
-    return bpy.path.abspath(prefs.python_path) if prefs is not None and prefs.python_path else ""
-
-
 CLASSES = (TalkingHeadStyleFile, TalkingHeadTuningClip, TalkingHeadSettings, TalkingHeadPreferences)
 
 

@@ -1,10 +1,12 @@
 """What the operators and the headless `bake` do, without any UI: pick the sound strip, check the
-target mesh, build the worker's job, and hand the result to the writer. One path for both."""
+target mesh, build the worker's task, and hand the result to the writer. One path for both."""
 
 from __future__ import annotations
 
 import shutil
+import sys
 import tempfile
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,32 +14,25 @@ import bpy
 import numpy as np
 
 from ..core.errors import AudioError, BundleError, TalkingHeadError
+from ..core.geometry import Y_UP_TO_Z_UP
+from ..core.tasks import AnimateTask
 from . import dependencies, styles, writer
-from .bundle_info import DEMO_BUNDLE, BundleInfo, demo_available, read_bundle_info
-from .worker_client import WorkerJob, WorkerResult
-
-# The template's coordinates are Y-up with the face towards +Z (BIWI); Blender is Z-up and
-# looks at a face from -Y. The template head is turned by this rotation (+90 degrees about X).
-Y_UP_TO_Z_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+from .choices import bundle_path, python_path
+from ..core.bundle_info import BundleInfo, demo_available, read_bundle_info
+from .worker_client import WorkerProcess, WorkerResult
 
 
 @dataclass
-class AnimateJob:
-    """A checked request: what to run, and where its result goes."""
+class AnimateRequest:
+    """A checked request: the task to run, and where its result goes."""
 
-    job: dict
+    task: AnimateTask
     python: str
     python_paths: list[str]
     target: bpy.types.Object
     start: float
     # The worker's folder when a packed sound was written out for it (deleted with the worker).
     work_dir: Path | None = None
-
-
-def bundle_path(settings) -> str:
-    if settings.bundle_source == "DEMO":
-        return str(DEMO_BUNDLE)
-    return bpy.path.abspath(settings.bundle_folder) if settings.bundle_folder else ""
 
 
 def sound_strips(scene: bpy.types.Scene) -> list:
@@ -111,8 +106,10 @@ def mesh_object(name: str, vertices: np.ndarray, faces: np.ndarray, collection) 
 
 def add_head(collection, bundle: str, mesh_file: str | None = None, name: str = "Talking Head") -> bpy.types.Object:
     """The bundle's template (or `mesh_file`, a mesh in template coordinates) as a new object with
-    its origin at the head pivot P, turned from the template's Y-up to Blender's Z-up."""
+    its origin at the head pivot P, turned from the template's Y-up to Blender's Z-up. The project's
+    own head gets its neck closed and region materials (blender/head_look.py)."""
     from ..core.mesh_io import read_mesh
+    from . import head_look
 
     info = read_bundle_info(bundle)
     template = info.template()
@@ -124,6 +121,7 @@ def add_head(collection, bundle: str, mesh_file: str | None = None, name: str = 
         )
     pivot = info.pivot(template.vertices)
     obj = mesh_object(name, mesh.vertices - pivot, mesh.faces, collection)
+    head_look.dress_head(obj, mesh.faces)  # our object: neck closed, a material per face region
     obj.rotation_mode = "XYZ"
     obj.matrix_basis = _matrix(Y_UP_TO_Z_UP, Y_UP_TO_Z_UP @ pivot)
     return obj
@@ -139,15 +137,15 @@ def chosen_bundle(settings) -> BundleInfo:
     return read_bundle_info(bundle)
 
 
-def prepare(scene: bpy.types.Scene, settings, speaking_style: str = "") -> AnimateJob:
+def prepare(scene: bpy.types.Scene, settings, speaking_style: str = "") -> AnimateRequest:
     """Check everything a user can get wrong before starting the worker; raises TalkingHeadError.
     `speaking_style` (a subject) overrides a chosen style's own speaking style (`bake --subject`)."""
     info = chosen_bundle(settings)
     writer.check_mesh(settings.target, info.n_vertices)
     strip = find_strip(scene, settings.strip)
-    first = styles.job_choice(settings.subject, info, speaking_style)
-    second = styles.job_choice(settings.second_style, info) if settings.blend_styles else None
-    python, paths = dependencies.worker_python(_python_path())
+    first = styles.style_choice(settings.subject, info, speaking_style)
+    second = styles.style_choice(settings.second_style, info) if settings.blend_styles else None
+    python, paths = dependencies.worker_python(python_path())
     # A packed sound is written out into the worker's own folder, so that it goes with it.
     work_dir = Path(tempfile.mkdtemp(prefix="talking_head_")) if strip.sound.packed_file is not None else None
     try:
@@ -156,25 +154,25 @@ def prepare(scene: bpy.types.Scene, settings, speaking_style: str = "") -> Anima
         if work_dir is not None:
             shutil.rmtree(work_dir, ignore_errors=True)
         raise
-    job = {
-        "audio": audio,
-        "bundle": str(info.path),
-        "subject": first.get("subject", "") if second is None and "file" not in first else "",
-        "seed": int(settings.seed),
-        "with_head": bool(settings.head_motion),
-        "device": settings.device,
-    }
-    if second is not None or "file" in first:
-        job["style"] = {"first": first, "second": second, "weight": float(settings.style_weight)}
-    return AnimateJob(job, python, paths, settings.target, float(_strip_start(strip)), work_dir)
+    task = AnimateTask(
+        audio=audio,
+        bundle=str(info.path),
+        style=first,
+        blend_with=second,
+        blend_weight=float(settings.style_weight),
+        seed=int(settings.seed),
+        with_head=bool(settings.head_motion),
+        device=settings.device,
+    )
+    return AnimateRequest(task, python, paths, settings.target, float(_strip_start(strip)), work_dir)
 
 
-def start(request: AnimateJob) -> WorkerJob:
+def start(request: AnimateRequest) -> WorkerProcess:
     """The worker runs in the request's folder, which its cleanup() deletes."""
-    return WorkerJob.start(request.python, request.job, request.python_paths, request.work_dir)
+    return WorkerProcess.start(request.python, request.task, request.python_paths, request.work_dir)
 
 
-def apply(scene: bpy.types.Scene, settings, request: AnimateJob, result: WorkerResult) -> writer.TakeInfo:
+def apply(scene: bpy.types.Scene, settings, request: AnimateRequest, result: WorkerResult) -> writer.TakeInfo:
     """Write a finished run onto its target (the only step that changes the scene)."""
     return writer.write_take(
         request.target,
@@ -188,30 +186,35 @@ def apply(scene: bpy.types.Scene, settings, request: AnimateJob, result: WorkerR
     )
 
 
+def run(request: AnimateRequest, timeout: float | None = None) -> WorkerResult:
+    """Run the worker to the end (the synchronous path); its files are removed afterwards."""
+    worker = start(request)
+    try:
+        return worker.wait(timeout)
+    finally:
+        worker.cleanup()
+
+
 def animate(scene: bpy.types.Scene, settings, timeout: float | None = None, speaking_style: str = "") -> writer.TakeInfo:
     """The synchronous path: prepare, run the worker to the end, write."""
     request = prepare(scene, settings, speaking_style)
-    worker = start(request)
-    try:
-        result = worker.wait(timeout)
-    finally:
-        worker.cleanup()
-    return apply(scene, settings, request, result)
+    return apply(scene, settings, request, run(request, timeout))
 
 
-def report_message(exc: Exception) -> str:
-    return str(exc) if isinstance(exc, TalkingHeadError) else f"{type(exc).__name__}: {exc}"
+def report_message(exc: BaseException, console: bool = True) -> str:
+    """The one line an operator reports. A user error is its message alone; anything else is a
+    bug, so its traceback also goes to the console (stderr) for the report (not while drawing
+    the panel, `console=False`, which would repeat it on every redraw)."""
+    if isinstance(exc, TalkingHeadError):
+        return str(exc)
+    if console:
+        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+    return f"{type(exc).__name__}: {exc} (traceback in the system console)"
 
 
 def _strip_start(strip) -> float:
     # The sound starts where the strip's content starts (a trimmed strip starts later).
     return float(strip.frame_start)
-
-
-def _python_path() -> str:
-    from .properties import python_path
-
-    return python_path()
 
 
 def _all_strips(editor) -> list:

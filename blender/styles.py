@@ -27,7 +27,9 @@ from pathlib import Path
 import bpy
 
 from ..core.style import Style, TuningError
-from .bundle_info import BundleInfo, read_bundle_info
+from ..core.tasks import StyleChoice
+from ..core.bundle_info import BundleInfo, read_bundle_info
+from .choices import bundle_path
 from .dependencies import ROOT_PACKAGE
 
 STYLE_PREFIX = "style:"  # enum identifier of a style file: the prefix and the file's path
@@ -106,8 +108,6 @@ def listed_styles(settings, info: BundleInfo) -> list[StyleEntry]:
 
 def choice_items(settings) -> list[tuple[str, str, str, str, int]]:
     """EnumProperty items: the bundle's subjects, then its styles (see the module docstring)."""
-    from .session import bundle_path
-
     try:
         info = read_bundle_info(bundle_path(settings))
     except Exception:  # no bundle chosen yet: offer nothing rather than fail while drawing
@@ -120,20 +120,18 @@ def choice_items(settings) -> list[tuple[str, str, str, str, int]]:
     return items
 
 
-def job_choice(identifier: str, info: BundleInfo, speaking_style: str = "") -> dict:
-    """The worker's form of a chooser value (core/tuning.py `person_for`); raises TuningError
+def style_choice(identifier: str, info: BundleInfo, speaking_style: str = "") -> StyleChoice:
+    """The worker's form of a chooser value (core/pipeline.py `person_for`); raises TuningError
     when a style file is gone or was tuned for another bundle. `speaking_style`, for a style,
     names the subject whose speaking style Gn uses instead of the style's own."""
     path = style_path(identifier)
     if path is None:
-        return {"subject": identifier if identifier in info.subjects else info.subjects[0]}
+        return StyleChoice(subject=identifier if identifier in info.subjects else info.subjects[0])
     style = Style.load(path)
     style.check(info.config.d_model, info.subjects, Path(path).name)
-    choice = {"file": path}
     if speaking_style:
         info.config.subject_index(speaking_style)
-        choice["subject"] = speaking_style
-    return choice
+    return StyleChoice(subject=speaking_style, file=str(path))
 
 
 def speaking_subject(identifier: str, info: BundleInfo) -> str:

@@ -25,18 +25,20 @@ from pathlib import Path
 import bpy
 import numpy as np
 
+from ..core.audio import FACE_FPS as MODEL_FPS
+from ..core.tasks import TuneClipFile, TuneTask
 from ..core.style import MAX_DURATION_MISMATCH_S, MIN_CLIPS, TuningError
 from . import dependencies, session, styles, writer
-from .worker_client import TuneResult, WorkerJob
+from .choices import python_path
+from .worker_client import TuneResult, WorkerProcess
 
-MODEL_FPS = 25
 
 
 @dataclass
 class TuneRequest:
-    """A checked tuning job and the folder holding its clips (deleted with the worker's files)."""
+    """A checked tuning task and the folder holding its clips (deleted with the worker's files)."""
 
-    job: dict
+    task: TuneTask
     python: str
     python_paths: list[str]
     work_dir: Path
@@ -46,7 +48,7 @@ class TuneRequest:
 
 
 def prepare(scene: bpy.types.Scene, settings) -> TuneRequest:
-    """Check the clips, read their meshes and write the worker's job; raises TalkingHeadError."""
+    """Check the clips, read their meshes and write the worker's task; raises TalkingHeadError."""
     info = session.chosen_bundle(settings)
     clips = list(settings.tuning_clips)
     if len(clips) < MIN_CLIPS:
@@ -73,35 +75,34 @@ def prepare(scene: bpy.types.Scene, settings) -> TuneRequest:
                     f"frame {strip.frame_start:g}: move the strip or the animation so that they start together"
                 )
         checked.append((strip, obj, n_frames))
-    python, paths = dependencies.worker_python(session._python_path())
+    python, paths = dependencies.worker_python(python_path())
     template = info.template().vertices
     work_dir = Path(tempfile.mkdtemp(prefix="talking_head_tune_"))
     try:
-        job_clips = []
+        task_clips = []
         for number, (strip, obj, n_frames) in enumerate(checked, 1):
             faces = to_template(sample_clip(scene, obj, float(strip.frame_start), n_frames), rest_positions(obj), template)
             mesh_file = work_dir / f"clip{number}.npy"
             np.save(mesh_file, faces)
             audio, _ = session.audio_file_of(strip, folder=work_dir)
-            job_clips.append({"audio": audio, "mesh": str(mesh_file), "label": [strip.name, obj.name]})
+            task_clips.append(TuneClipFile(audio, str(mesh_file), [strip.name, obj.name]))
     except BaseException:
         shutil.rmtree(work_dir, ignore_errors=True)
         raise
-    job = {
-        "task": "tune",
-        "bundle": str(info.path),
-        "device": settings.device,
-        "name": settings.tuning_name.strip() or "Style",
-        "mode": settings.tuning_mode,
-        "subject": None if settings.tuning_pick_subject else styles.speaking_subject(settings.subject, info),
-        "clips": job_clips,
-    }
-    return TuneRequest(job, python, paths, work_dir)
+    task = TuneTask(
+        bundle=str(info.path),
+        clips=task_clips,
+        device=settings.device,
+        name=settings.tuning_name.strip() or "Style",
+        mode=settings.tuning_mode,
+        speaking_style="" if settings.tuning_pick_subject else styles.speaking_subject(settings.subject, info),
+    )
+    return TuneRequest(task, python, paths, work_dir)
 
 
-def start(request: TuneRequest) -> WorkerJob:
+def start(request: TuneRequest) -> WorkerProcess:
     try:
-        return WorkerJob.start(request.python, request.job, request.python_paths, work_dir=request.work_dir)
+        return WorkerProcess.start(request.python, request.task, request.python_paths, work_dir=request.work_dir)
     except BaseException:
         request.discard()
         raise

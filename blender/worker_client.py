@@ -1,13 +1,15 @@
 """Start the animation worker (core/worker.py) in its own Python, read its progress, cancel it.
 
-No `bpy` and no torch here: Blender talks to the worker through a JSON job file, JSON progress
-lines on the worker's stdout and the result files it leaves (an `Animation` .npz and the
-template vertices .npy, or a tuned style's JSON). The modal operators poll `WorkerJob.poll()`
-from a timer; scripts, tests and the headless `bake` command call `WorkerJob.wait()`.
+No `bpy` and no torch here: Blender talks to the worker through a JSON task file (a core/tasks.py
+`Task`), JSON progress lines on the worker's stdout and the result files it leaves (an
+`Animation` .npz and the template vertices .npy, or a tuned style's JSON). The modal operators
+poll `WorkerProcess.poll()` from a timer; scripts, tests and the headless `bake` command call
+`WorkerProcess.wait()`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import queue
@@ -24,6 +26,7 @@ import numpy as np
 from ..core.animation import Animation
 from ..core.errors import TalkingHeadError
 from ..core.bootstrap import bootstrap
+from ..core.tasks import Task
 
 # The extension folder, which is also the package `talking_head`.
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
@@ -58,7 +61,7 @@ class WorkerError(TalkingHeadError):
 
 @dataclass
 class WorkerResult:
-    """What a finished job hands back: the animation and the template it was made on (V, 3)."""
+    """What a finished animation task hands back: the animation and the template it was made on (V, 3)."""
 
     animation: Animation
     template: np.ndarray
@@ -67,14 +70,14 @@ class WorkerResult:
 
 @dataclass
 class TuneResult:
-    """What a finished tuning job hands back: the style file's content (core/style.py `Style`)."""
+    """What a finished tuning task hands back: the style file's content (core/style.py `Style`)."""
 
     style: dict
 
 
 @dataclass
-class WorkerJob:
-    """One running worker process."""
+class WorkerProcess:
+    """One running worker process (the handle; what it was asked is a core/tasks.py `Task`)."""
 
     process: subprocess.Popen
     work_dir: Path
@@ -88,13 +91,13 @@ class WorkerJob:
     _reader: threading.Thread | None = field(default=None, repr=False)
 
     @classmethod
-    def start(cls, python: str, job: dict, python_paths: list[str] = (), work_dir: Path | None = None) -> "WorkerJob":
-        """Start `python` on `job` (see core/worker.py). `work_dir`, a fresh temporary folder by
-        default, holds the job's files and is deleted with everything in it by `cleanup()`."""
+    def start(cls, python: str, task: Task, python_paths: list[str] = (), work_dir: Path | None = None) -> "WorkerProcess":
+        """Start `python` on `task` (see core/worker.py). `work_dir`, a fresh temporary folder by
+        default, holds the task's files and is deleted with everything in it by `cleanup()`."""
         work_dir = Path(work_dir) if work_dir is not None else Path(tempfile.mkdtemp(prefix="talking_head_"))
-        job = dict(job, out=str(work_dir / "result"))
-        job_path = work_dir / "job.json"
-        job_path.write_text(json.dumps(job))
+        task = dataclasses.replace(task, out=str(work_dir / "result"))
+        task_path = work_dir / "task.json"
+        task_path.write_text(json.dumps(task.to_json()))
         env = dict(os.environ)
         if python_paths:
             env["PYTHONPATH"] = os.pathsep.join([*python_paths, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
@@ -103,7 +106,7 @@ class WorkerJob:
         with open(log_path, "wb") as log:
             try:
                 process = subprocess.Popen(
-                    [python, "-c", BOOTSTRAP, str(PACKAGE_ROOT), str(job_path)],
+                    [python, "-c", BOOTSTRAP, str(PACKAGE_ROOT), str(task_path)],
                     stdin=subprocess.DEVNULL,
                     stdout=subprocess.PIPE,
                     stderr=log,
@@ -208,9 +211,9 @@ def _read_lines(stream, messages: queue.Queue) -> None:
     messages.put(None)
 
 
-def run_worker(python: str, job: dict, python_paths: list[str] = (), timeout: float | None = None) -> WorkerResult | TuneResult:
+def run_worker(python: str, task: Task, python_paths: list[str] = (), timeout: float | None = None) -> WorkerResult | TuneResult:
     """Start a worker and wait for it: the synchronous path (scripts, tests, `bake`)."""
-    worker = WorkerJob.start(python, job, python_paths)
+    worker = WorkerProcess.start(python, task, python_paths)
     try:
         return worker.wait(timeout)
     finally:

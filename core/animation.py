@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .audio import FACE_FPS
 from .errors import TalkingHeadError
 from .mesh_io import write_mesh
 
@@ -31,7 +32,7 @@ class Animation:
     emotion_probs: np.ndarray
     emotion_labels: list[str]
     pivot: np.ndarray
-    fps: int = 25
+    fps: int = FACE_FPS
     faces: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.int32))
 
     @property

@@ -35,10 +35,8 @@ class ModelBundle:
 
     @property
     def pivot(self) -> np.ndarray:
-        """Head pivot P (3,): the configured one, else the template centroid."""
-        if self.config.pivot is not None:
-            return np.asarray(self.config.pivot, dtype=np.float32)
-        return self.template.vertices.mean(axis=0).astype(np.float32)
+        """Head pivot P (3,) (core/config.py `head_pivot`)."""
+        return self.config.head_pivot(self.template.vertices)
 
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu") -> "ModelBundle":

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .audio import FACE_FPS
 from .errors import BundleError
 
 VARIANTS = ("full", "two-stage", "single-stage", "no-head", "baseline")
@@ -32,7 +33,7 @@ class ModelConfig:
     ff_dim: int = 256
     dropout: float = 0.1
     k: int = 2
-    fps: int = 25
+    fps: int = FACE_FPS
     # Sinusoidal positions exist up to this many frames; longer clips are decoded in windows.
     max_frames: int = 600
     # When a window is full, decoding restarts with this many most recent frames as its prompt.
@@ -117,6 +118,14 @@ class ModelConfig:
         if not isinstance(data, dict):
             raise BundleError(f"{path.name} must hold a JSON object")
         return cls.from_dict(data)
+
+    def head_pivot(self, template_vertices: Any) -> Any:
+        """Head pivot P (3,), the one rule for it: the configured pivot, else the template's centroid."""
+        import numpy as np
+
+        if self.pivot is not None:
+            return np.asarray(self.pivot, dtype=np.float32)
+        return np.asarray(template_vertices).mean(axis=0).astype(np.float32)
 
     def subject_index(self, name: str) -> int:
         from .errors import SubjectError

@@ -1,4 +1,7 @@
-"""Sound file -> encoders -> Gn -> Ge -> Gh -> `Animation`: the main job, without Blender."""
+"""Sound file -> encoders -> Gn -> Ge -> Gh -> `Animation`: the main job, without Blender.
+
+`animate_task` is the one way a clip is animated: the command line, the worker (and so the
+panel and `bake`) and the demo all call it with an `AnimateTask`."""
 
 from __future__ import annotations
 
@@ -11,8 +14,10 @@ import torch
 from .animation import Animation
 from .audio import frame_count, load_audio
 from .bundle import ModelBundle
-from .encoders import ContextEncoder, EmotionEncoder
+from .device import resolve_device
 from .model import head_noise, interpolate_frames
+from .style import Style, TuningError
+from .tasks import AnimateTask
 
 Progress = Callable[[str, int, int], None]
 
@@ -98,3 +103,61 @@ class Animator:
             fps=cfg.fps,
             faces=bundle.template.faces,
         )
+
+
+def load_animator(bundle: str | Path, device: str = "auto", precision: str = "fp32") -> Animator:
+    """A bundle loaded with its encoders on `device` ("auto": CUDA when torch sees one)."""
+    device = resolve_device(device)
+    return Animator(ModelBundle.load(bundle, device), device, precision)
+
+
+def animate_task(task: AnimateTask, animator: Animator | None = None, progress: Progress | None = None) -> tuple[Animation, Animator]:
+    """Animate `task.audio` as the task says. The sound file is read (and refused when bad)
+    before the model loads; pass `animator` to reuse a loaded bundle. -> (animation, animator)"""
+    samples = load_audio(task.audio)
+    if animator is None:
+        animator = load_animator(task.bundle, task.device, task.precision)
+    subject, person = person_for(
+        animator.bundle, task.style.to_json(), task.blend_with.to_json() if task.blend_with is not None else None, task.blend_weight
+    )
+    animation = animator.animate(samples, subject=subject, seed=task.seed, with_head=task.with_head, person=person, progress=progress)
+    return animation, animator
+
+
+def person_for(bundle: ModelBundle, first: dict, second: dict | None = None, weight: float = 1.0) -> tuple[str, np.ndarray | None]:
+    """(Gn's subject, Ge's person embedding p (d,) or None) for the chosen style(s).
+
+    A choice is {"subject": NAME} (a training subject: p is its pivot p_i) or {"file": STYLE.json}
+    (a tuned style: p is its p*, and Gn speaks like its `subject`, unless the choice also names a
+    "subject"). With `second`, p = w p_first + (1 - w) p_second (section 9), and Gn speaks like
+    the end with the larger weight (the first at w = 0.5): w = 1 and w = 0 give the two ends.
+    A lone subject gives p = None: exactly the subject's own animation."""
+    subject, person = _choice(bundle, first)
+    if second is None:
+        return subject, person
+    if not 0.0 <= weight <= 1.0:
+        raise TuningError(f"the style weight must be between 0 and 1, got {weight}")
+    other_subject, other_person = _choice(bundle, second)
+    pivots = None
+    if person is None or other_person is None:
+        if bundle.model.emotion is None:
+            raise TuningError("this bundle has no emotion stage (baseline): styles cannot be mixed")
+        pivots = bundle.model.person_embeddings().detach().cpu().numpy()  # (S, d)
+    a = person if person is not None else pivots[bundle.config.subject_index(subject)]
+    b = other_person if other_person is not None else pivots[bundle.config.subject_index(other_subject)]
+    return (subject if weight >= 0.5 else other_subject), Style.interpolate(a, b, weight)
+
+
+def _choice(bundle: ModelBundle, choice: dict) -> tuple[str, np.ndarray | None]:
+    cfg = bundle.config
+    if "file" in choice:
+        style = Style.load(choice["file"])
+        style.check(cfg.d_model, cfg.subjects, Path(choice["file"]).name)
+        if bundle.model.emotion is None:
+            raise TuningError("this bundle has no emotion stage (baseline): it cannot use a tuned style")
+        subject = choice.get("subject") or style.subject
+        cfg.subject_index(subject)
+        return subject, np.asarray(style.p, np.float32)
+    subject = choice.get("subject") or cfg.subjects[0]
+    cfg.subject_index(subject)
+    return subject, None

@@ -8,8 +8,6 @@ each step) and a penalty on sum(alpha) - 1, so p* stays in the convex hull of th
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,14 +21,10 @@ from .losses import vertex_loss
 from .model import interpolate_frames
 from .pipeline import Animator
 from .style import MAX_DURATION_MISMATCH_S, MIN_CLIPS, Style, TuningError
-from .bootstrap import bootstrap
 
-__all__ = ["MAX_DURATION_MISMATCH_S", "MODES", "Style", "Tuner", "TuningClip", "TuningError", "person_for", "project_to_simplex", "read_mesh_sequence", "tune_style"]
+__all__ = ["MAX_DURATION_MISMATCH_S", "MODES", "Style", "Tuner", "TuningClip", "TuningError", "project_to_simplex", "read_mesh_sequence", "tune_style"]
 
 MODES = ("convex", "direct")
-# Runs blender/alembic_reader.py with the bpy module, with this folder's code as `talking_head`
-# (as blender/worker_client.py starts the worker).
-ALEMBIC_BOOTSTRAP = bootstrap("blender.alembic_reader")
 
 
 @dataclass
@@ -42,9 +36,10 @@ class TuningClip:
     vertices: np.ndarray
 
 
-def read_mesh_sequence(path: str | Path, n_vertices: int) -> np.ndarray:
+def read_mesh_sequence(path: str | Path, n_vertices: int, read_alembic: Callable[[Path, int], np.ndarray] | None = None) -> np.ndarray:
     """(frames, V, 3) from .npy ((frames, V, 3) or (frames, 3V)), a folder of .ply/.obj frames,
-    or an Alembic .abc file (read at 25 fps with Blender's bpy module, in a subprocess)."""
+    or an Alembic .abc file through `read_alembic(path, n_vertices)`: reading Alembic needs
+    Blender, which core never imports, so the caller (app/clips.py) hands the reader in."""
     from .mesh_io import read_mesh
 
     path = Path(path)
@@ -58,6 +53,8 @@ def read_mesh_sequence(path: str | Path, n_vertices: int) -> np.ndarray:
         if frames.ndim == 2 and frames.shape[1] % 3 == 0:
             frames = frames.reshape(frames.shape[0], -1, 3)
     elif path.suffix.lower() == ".abc" and path.is_file():
+        if read_alembic is None:
+            raise TuningError(f"{path.name}: Alembic clips are read by `talking-head tune` or in Blender; convert it to .npy here")
         frames = read_alembic(path, n_vertices)
     elif not path.exists():
         raise TuningError(f"mesh sequence not found: {path}")
@@ -70,33 +67,6 @@ def read_mesh_sequence(path: str | Path, n_vertices: int) -> np.ndarray:
     if frames.shape[1] != n_vertices:
         raise TuningError(f"{path}: {frames.shape[1]} vertices per frame, the bundle's template has {n_vertices}")
     return frames.astype(np.float32)
-
-
-def read_alembic(path: str | Path, n_vertices: int, fps: float = 25.0) -> np.ndarray:
-    """(frames, V, 3) world positions of the mesh with `n_vertices` vertices in an Alembic file,
-    in the file's own (Y-up) coordinates, one frame per 1/fps s over the file's time range.
-    core never imports bpy: blender/alembic_reader.py does the reading in a subprocess."""
-    import importlib.util
-    import tempfile
-
-    if importlib.util.find_spec("bpy") is None:
-        raise TuningError(
-            f"reading the Alembic clip {Path(path).name} needs Blender's Python module: "
-            "pip install bpy (Python 3.11), or convert the clip to .npy"
-        )
-    root = Path(__file__).resolve().parents[1]
-    with tempfile.TemporaryDirectory(prefix="talking_head_abc_") as folder:
-        out = Path(folder) / "frames.npy"
-        command = [sys.executable, "-c", ALEMBIC_BOOTSTRAP, str(root), str(Path(path).resolve()), str(out), str(n_vertices), str(fps)]
-        try:
-            done = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, text=True, cwd=folder)
-        except OSError as exc:
-            raise TuningError(f"cannot start {sys.executable} to read {Path(path).name}: {exc}") from None
-        if done.returncode != 0 or not out.is_file():
-            lines = [line for line in (done.stderr or "").strip().splitlines() if line.strip()]
-            why = lines[-1] if lines else f"exit code {done.returncode}"
-            raise TuningError(f"cannot read the Alembic clip {Path(path).name}: {why.removeprefix('error: ')}")
-        return np.load(out, allow_pickle=False)
 
 
 class Tuner:
@@ -292,42 +262,3 @@ def tune_style(
         error_before=before,
         error_after=after,
     )
-
-
-def person_for(bundle: ModelBundle, first: dict, second: dict | None = None, weight: float = 1.0) -> tuple[str, np.ndarray | None]:
-    """(Gn's subject, Ge's person embedding p (d,) or None) for the chosen style(s).
-
-    A choice is {"subject": NAME} (a training subject: p is its pivot p_i) or {"file": STYLE.json}
-    (a tuned style: p is its p*, and Gn speaks like its `subject`, unless the choice also names a
-    "subject"). With `second`, p = w p_first + (1 - w) p_second (section 9), and Gn speaks like
-    the end with the larger weight (the first at w = 0.5): w = 1 and w = 0 give the two ends.
-    A lone subject gives p = None: exactly the subject's own animation."""
-    subject, person = _choice(bundle, first)
-    if second is None:
-        return subject, person
-    if not 0.0 <= weight <= 1.0:
-        raise TuningError(f"the style weight must be between 0 and 1, got {weight}")
-    other_subject, other_person = _choice(bundle, second)
-    pivots = None
-    if person is None or other_person is None:
-        if bundle.model.emotion is None:
-            raise TuningError("this bundle has no emotion stage (baseline): styles cannot be mixed")
-        pivots = bundle.model.person_embeddings().detach().cpu().numpy()  # (S, d)
-    a = person if person is not None else pivots[bundle.config.subject_index(subject)]
-    b = other_person if other_person is not None else pivots[bundle.config.subject_index(other_subject)]
-    return (subject if weight >= 0.5 else other_subject), Style.interpolate(a, b, weight)
-
-
-def _choice(bundle: ModelBundle, choice: dict) -> tuple[str, np.ndarray | None]:
-    cfg = bundle.config
-    if "file" in choice:
-        style = Style.load(choice["file"])
-        style.check(cfg.d_model, cfg.subjects, Path(choice["file"]).name)
-        if bundle.model.emotion is None:
-            raise TuningError("this bundle has no emotion stage (baseline): it cannot use a tuned style")
-        subject = choice.get("subject") or style.subject
-        cfg.subject_index(subject)
-        return subject, np.asarray(style.p, np.float32)
-    subject = choice.get("subject") or cfg.subjects[0]
-    cfg.subject_index(subject)
-    return subject, None

@@ -1,12 +1,8 @@
-"""The worker process: one animation or tuning job, run outside Blender (never imports `bpy`).
+"""The worker process: one animation or tuning task, run outside Blender (never imports `bpy`).
 
-    python -m talking_head.core.worker JOB.json
+    python -m talking_head.core.worker TASK.json
 
-An animation job holds {"audio", "bundle", "out", "subject", "seed", "with_head", "device"} and
-optionally "style": {"first": CHOICE, "second": CHOICE, "weight": w}, a CHOICE being
-{"subject": NAME} or {"file": STYLE.json} (see `core.tuning.person_for`). A tuning job holds
-{"task": "tune", "bundle", "out", "device", "name", "mode", "subject", "clips": [{"audio",
-"mesh" (.npy, (frames, V, 3) in template coordinates at 25 fps), "label": [sound, mesh]}]}.
+The file holds a task of core/tasks.py (`AnimateTask` or `TuneTask`, as `to_json` writes it).
 The worker prints one JSON object per line on stdout:
 
     {"progress": "generating", "done": 40, "total": 275}
@@ -14,8 +10,8 @@ The worker prints one JSON object per line on stdout:
     {"style": "OUT/style.json", "name": "me"}
     {"error": "audio file not found: ..."}
 
-and exits 0 on success, 2 on a user error, 1 on a crash. An animation job writes the
-`Animation` (npz) and the bundle's template vertices (V, 3) as .npy into `out`; a tuning job
+and exits 0 on success, 2 on a user error, 1 on a crash. An animation task writes the
+`Animation` (npz) and the bundle's template vertices (V, 3) as .npy into `out`; a tuning task
 writes the style JSON. Cancelling is terminating the process: the result files are written
 last and renamed into place, so a killed worker leaves no result.
 """
@@ -29,6 +25,7 @@ import traceback
 from pathlib import Path
 
 from .errors import TalkingHeadError
+from .tasks import Task, TuneTask, task_from_json
 
 ANIMATION_FILE = "animation.npz"
 TEMPLATE_FILE = "template.npy"
@@ -40,46 +37,26 @@ def emit(message: dict) -> None:
     sys.stdout.flush()
 
 
-def run_job(job: dict) -> dict:
-    """Run one job (see the module docstring); returns the final message."""
-    if job.get("task", "animate") == "tune":
-        return run_tuning(job)
+def run_task(task: Task) -> dict:
+    """Run one task (see the module docstring); returns the final message."""
+    if isinstance(task, TuneTask):
+        return run_tuning(task)
     from .audio import load_audio
 
     emit({"progress": "loading", "done": 0, "total": 1})
-    samples = load_audio(job["audio"])  # check the audio before importing torch
+    load_audio(task.audio)  # check the audio before importing torch
     import numpy as np
 
-    from .bundle import ModelBundle
-    from .device import resolve_device
-    from .pipeline import Animator
+    from .pipeline import animate_task
 
-    out = Path(job["out"])
+    out = Path(task.out)
     out.mkdir(parents=True, exist_ok=True)
-    device = resolve_device(job.get("device", "auto"))
-    bundle = ModelBundle.load(job["bundle"], device)
-    subject = job.get("subject") or None
-    if subject:
-        bundle.config.subject_index(subject)
-    person = None
-    if job.get("style"):
-        from .tuning import person_for
-
-        style = job["style"]
-        subject, person = person_for(bundle, style["first"], style.get("second"), float(style.get("weight", 1.0)))
-    animator = Animator(bundle, device)
 
     def progress(stage: str, done: int, total: int) -> None:
         emit({"progress": stage, "done": int(done), "total": int(total)})
 
-    animation = animator.animate(
-        samples,
-        subject=subject,
-        seed=int(job.get("seed", 0)),
-        with_head=bool(job.get("with_head", True)),
-        person=person,
-        progress=progress,
-    )
+    animation, animator = animate_task(task, progress=progress)
+    bundle = animator.bundle
     emit({"progress": "saving", "done": 0, "total": 1})
     # Write under temporary names, then rename: a result file is always complete.
     partial_npz, partial_npy = out / ("partial_" + ANIMATION_FILE), out / ("partial_" + TEMPLATE_FILE)
@@ -95,31 +72,28 @@ def run_job(job: dict) -> dict:
     }
 
 
-def run_tuning(job: dict) -> dict:
-    """Tune a style on the job's clips (section 9) and write it as OUT/style.json."""
+def run_tuning(task: TuneTask) -> dict:
+    """Tune a style on the task's clips (section 9) and write it as OUT/style.json."""
     from .style import MIN_CLIPS, TuningError
 
-    if len(job.get("clips", ())) < MIN_CLIPS:  # check before importing torch
-        raise TuningError(f"tuning needs at least {MIN_CLIPS} clips (one is held out to stop early), got {len(job.get('clips', ()))}")
+    if len(task.clips) < MIN_CLIPS:  # check before importing torch
+        raise TuningError(f"tuning needs at least {MIN_CLIPS} clips (one is held out to stop early), got {len(task.clips)}")
     emit({"progress": "loading", "done": 0, "total": 1})
-    from .bundle import ModelBundle
-    from .device import resolve_device
-    from .pipeline import Animator
+    from .pipeline import load_animator
     from .tuning import TuningClip, read_mesh_sequence, tune_style
 
-    out = Path(job["out"])
+    out = Path(task.out)
     out.mkdir(parents=True, exist_ok=True)
-    device = resolve_device(job.get("device", "auto"))
-    bundle = ModelBundle.load(job["bundle"], device)
-    clips = [TuningClip(c["audio"], c["mesh"], read_mesh_sequence(c["mesh"], bundle.config.n_vertices)) for c in job["clips"]]
-    animator = Animator(bundle, device)
+    animator = load_animator(task.bundle, task.device)
+    n_vertices = animator.bundle.config.n_vertices
+    clips = [TuningClip(c.audio, c.mesh, read_mesh_sequence(c.mesh, n_vertices)) for c in task.clips]
     emit({"progress": "preparing", "done": 0, "total": 1})
 
     def progress(done: int, total: int) -> None:
         emit({"progress": "tuning", "done": int(done), "total": int(total)})
 
-    style = tune_style(animator, clips, [], job.get("name") or "style", job.get("mode", "convex"), job.get("subject") or None, progress=progress)
-    style.clips = [list(c.get("label") or (c["audio"], c["mesh"])) for c in job["clips"]]
+    style = tune_style(animator, clips, [], task.name or "style", task.mode, task.speaking_style or None, progress=progress)
+    style.clips = [list(c.label or (c.audio, c.mesh)) for c in task.clips]
     emit({"progress": "saving", "done": 0, "total": 1})
     partial = out / ("partial_" + STYLE_FILE)
     style.save(partial)
@@ -130,11 +104,11 @@ def run_tuning(job: dict) -> dict:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
-        print("usage: python -m talking_head.core.worker JOB.json", file=sys.stderr)
+        print("usage: python -m talking_head.core.worker TASK.json", file=sys.stderr)
         return 2
     try:
-        job = json.loads(Path(argv[0]).read_text())
-        emit(run_job(job))
+        task = task_from_json(json.loads(Path(argv[0]).read_text()))
+        emit(run_task(task))
         return 0
     except TalkingHeadError as exc:
         emit({"error": str(exc)})

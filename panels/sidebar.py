@@ -5,7 +5,7 @@ from __future__ import annotations
 import bpy
 
 from ..blender import dependencies, session, writer
-from ..blender.bundle_info import demo_available
+from ..core.bundle_info import demo_available
 
 
 class TALKINGHEAD_PT_main(bpy.types.Panel):
@@ -16,7 +16,7 @@ class TALKINGHEAD_PT_main(bpy.types.Panel):
     bl_category = "Talking Head"
 
     def draw(self, context) -> None:
-        from ..blender.properties import python_path
+        from ..blender.choices import python_path
 
         layout = self.layout
         settings = context.scene.talking_head
@@ -33,12 +33,12 @@ class TALKINGHEAD_PT_main(bpy.types.Panel):
         col.operator("talking_head.add_template_head", icon="USER")
         if target is not None and target.type == "MESH":
             try:
-                from ..blender.bundle_info import read_bundle_info
+                from ..core.bundle_info import read_bundle_info
 
                 info = read_bundle_info(session.bundle_path(settings))
                 writer.check_mesh(target, info.n_vertices)
             except Exception as exc:
-                for index, line in enumerate(_wrap(session.report_message(exc))):
+                for index, line in enumerate(_wrap(session.report_message(exc, console=False))):
                     col.label(text=line, icon="ERROR" if index == 0 else "BLANK1")
 
         col = layout.column(align=True)

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-CLI = [sys.executable, "-m", "talking_head.core.cli"]
+CLI = [sys.executable, "-m", "talking_head.app.cli"]
 MARK_START, MARK_END = "<!-- results:start -->", "<!-- results:end -->"
 
 # Table 2 of the paper plus the baseline; all share corpus, encoders and settings.
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
                 run(CLI + ["tune", "--bundle", w / "bundles" / demo, "--data", corpus, "--subject", subject, "--mode", mode, "--out", style, "--device", "cpu", "--evaluate", "0"])
     tuning = w / "reports" / f"tuning-{demo}.json"
     if not tuning.is_file():
-        from talking_head.core.evaluate import evaluate_styles
+        from talking_head.training.evaluate import evaluate_styles
 
         own_pivot_styles(w / "bundles" / demo, styles / "convex", styles / "subject")
         print("$ (evaluate_styles) unseen emotional clips without and with tuned styles", flush=True)
@@ -188,7 +188,7 @@ def results_markdown(w: Path) -> str:
     lam = json.loads((w / "configs" / "full.json").read_text())["model"].get("lambda_con")
     labels = {"full": f"two-stage + Lcon (full, lambda_con {lam})", "baseline": "baseline (FaceFormer-style)"}
     for label, report, key in rows:
-        cell = lambda subset, metric: f"{report['subsets'][subset][key][metric] * 1e4:.2f}" if subset in report["subsets"] else "-"
+        cell = lambda subset, metric, report=report, key=key: f"{report['subsets'][subset][key][metric] * 1e4:.2f}" if subset in report["subsets"] else "-"
         epochs = "-" if key == "template" else str(len((w / "bundles" / label / "train_log.csv").read_text().strip().splitlines()) - 1)
         lines.append(f"| {labels.get(label, label)} | {epochs} | {cell('SE', 'lve')} | {cell('SE', 'max_face')} | {cell('UE', 'lve')} | {cell('UE', 'max_face')} |")
     full = reports[demo]["subsets"]

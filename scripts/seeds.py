@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-CLI = [sys.executable, "-m", "talking_head.core.cli"]
+CLI = [sys.executable, "-m", "talking_head.app.cli"]
 SUBSETS = ("SE", "UE")
 
 

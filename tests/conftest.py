@@ -30,7 +30,7 @@ def write_clip(path: Path, seconds: float, rate: int = 16_000, seed: int = 0, **
 
 @pytest.fixture(scope="session")
 def tiny_bundle_dir(tmp_path_factory) -> Path:
-    from talking_head.core.tiny import make_tiny_bundle
+    from talking_head.training.tiny import make_tiny_bundle
 
     out = tmp_path_factory.mktemp("bundle") / "tiny"
     make_tiny_bundle(out, n_vertices=200, max_frames=40, window_overlap=15, encode_window_s=1.0, encode_context_s=0.5)

@@ -14,8 +14,9 @@ soundfile = pytest.importorskip("soundfile")
 
 import talking_head  # noqa: E402
 from talking_head.blender import export, session, writer  # noqa: E402
-from talking_head.blender.worker_client import WorkerJob  # noqa: E402
-from talking_head.core.tiny import make_tiny_bundle  # noqa: E402
+from talking_head.blender.worker_client import WorkerProcess  # noqa: E402
+from talking_head.core.tasks import AnimateTask  # noqa: E402
+from talking_head.training.tiny import make_tiny_bundle  # noqa: E402
 
 BIWI = Path(__file__).resolve().parents[2] / "shared" / "biwi" / "BIWI.ply"
 SMALL_VERTICES = 300
@@ -42,10 +43,10 @@ def data(tmp_path_factory):
 @pytest.fixture(scope="module")
 def small_result(data):
     """The worker's result on the small bundle: one run, shared by the writer tests."""
-    settings = {"audio": str(data["clip"]), "bundle": str(data["small"]), "seed": 3, "with_head": True, "device": "cpu"}
+    task = AnimateTask(audio=str(data["clip"]), bundle=str(data["small"]), seed=3, with_head=True, device="cpu")
     import sys
 
-    worker = WorkerJob.start(sys.executable, settings)
+    worker = WorkerProcess.start(sys.executable, task)
     try:
         return worker.wait(300)
     finally:
@@ -268,7 +269,7 @@ def test_packed_sound_is_written_for_the_worker_and_removed_with_it(addon, data)
     settings = setup_scene(scene, data["small"], data["clip"])
     session.find_strip(scene, settings.strip).sound.pack()
     request = session.prepare(scene, settings)
-    audio = Path(request.job["audio"])
+    audio = Path(request.task.audio)
     assert audio.is_file() and audio.parent == request.work_dir
     worker = session.start(request)
     try:
@@ -368,7 +369,7 @@ def test_biwi_template_takes_the_whole_clip(addon, data):
 def test_bake_command_writes_blend_exports_and_preview(data, tmp_path):
     import argparse
 
-    from talking_head.blender import bake
+    from talking_head.app import bake
 
     parser = argparse.ArgumentParser()
     bake.register(parser.add_subparsers(dest="command"))
@@ -490,7 +491,7 @@ def test_style_blend_slider_gives_either_end(addon, data, bundle_style, core_tak
     for weight, end in ((1.0, "default"), (0.0, "style")):
         settings.style_weight = weight
         request, result = worker_take(scene, settings)
-        assert request.job["style"]["weight"] == weight
+        assert request.task.blend_weight == weight
         np.testing.assert_allclose(result.animation.emotional, core_takes[end].emotional, atol=1e-4)
         np.testing.assert_allclose(result.animation.vertices, core_takes[end].vertices, atol=1e-4)
 
@@ -583,7 +584,7 @@ def test_tuning_lets_the_clips_pick_the_speaking_style_unless_told_not_to(addon,
         settings.tuning_pick_subject = pick
         request = tuning.prepare(scene, settings)
         shutil.rmtree(request.work_dir)
-        assert request.job["subject"] == expected
+        assert request.task.speaking_style == (expected or "")
 
 
 def test_cancelled_tuning_leaves_the_scene_unchanged(addon, data, small_result, tmp_path, monkeypatch):
@@ -593,7 +594,7 @@ def test_cancelled_tuning_leaves_the_scene_unchanged(addon, data, small_result, 
     scene.frame_set(9)  # animated values are those of the current frame
     before = scene_state(scene, settings)
     request = tuning.prepare(scene, settings)
-    assert len(request.job["clips"]) == 2 and request.job["mode"] == "convex"
+    assert len(request.task.clips) == 2 and request.task.mode == "convex"
     worker = tuning.start(request)
     worker.cancel()
     assert worker.finished and worker.result is None and not request.work_dir.exists()
@@ -627,7 +628,7 @@ def test_tuning_clips_that_cannot_be_used_get_a_message(addon, data, small_resul
 
 
 def test_alembic_clip_reads_back_for_the_command_line(addon, data, small_result, tmp_path):
-    from talking_head.core.tuning import read_mesh_sequence
+    from talking_head.app.clips import read_clip as read_mesh_sequence
 
     scene = addon
     settings = setup_scene(scene, data["small"], data["clip"])
@@ -640,7 +641,7 @@ def test_alembic_clip_reads_back_for_the_command_line(addon, data, small_result,
 
 
 def test_bake_command_with_a_style(data, bundle_style, core_takes, tmp_path):
-    from talking_head.core.cli import main
+    from talking_head.app.cli import main
 
     out = tmp_path / "styled.blend"
     assert main(["bake", str(data["clip"]), "--bundle", str(data["small"]), "--blend", str(out), "--style", str(bundle_style), "--seed", "3"]) == 0

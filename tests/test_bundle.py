@@ -12,7 +12,7 @@ import torch
 from talking_head.core.bundle import ModelBundle
 from talking_head.core.encoders import ContextEncoder, EmotionEncoder
 from talking_head.core.errors import BundleError, SubjectError
-from talking_head.core.tiny import make_tiny_bundle, save_random_encoders
+from talking_head.training.tiny import make_tiny_bundle, save_random_encoders
 
 
 def test_round_trip_is_bit_exact(tmp_path, tiny_bundle_dir):
@@ -126,7 +126,7 @@ def test_bad_bundles_get_one_line_errors(tmp_path, tiny_bundle_dir, change, mess
 
 def test_template_with_wrong_vertex_count(tmp_path, tiny_bundle_dir):
     from talking_head.core.mesh_io import write_mesh
-    from talking_head.core.tiny import sphere_mesh
+    from talking_head.training.tiny import sphere_mesh
 
     mesh = sphere_mesh(150)
     path = _broken(tmp_path, tiny_bundle_dir, lambda b: write_mesh(b / "template.ply", mesh.vertices, mesh.faces))

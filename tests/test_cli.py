@@ -10,7 +10,7 @@ import pytest
 import soundfile
 
 from talking_head.core.bundle import ModelBundle
-from talking_head.core.cli import main
+from talking_head.app.cli import main
 from talking_head.core.mesh_io import read_mesh
 from talking_head.core.pipeline import Animator
 

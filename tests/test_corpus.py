@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from talking_head.core.corpus.phones import BILABIALS, OPEN_VOWELS
+from talking_head.training.corpus.phones import BILABIALS, OPEN_VOWELS
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 TOOLS = all(shutil.which(t) for t in ("festival", "flite", "espeak-ng"))
@@ -21,7 +21,7 @@ needs_tools = pytest.mark.skipif(not TOOLS, reason="speech tools missing: run sc
 def corpus(tmp_path_factory) -> Path:
     if not TOOLS:
         pytest.skip("speech tools missing: run scripts/install-speech-tools.sh")
-    from talking_head.core.corpus.build import build_corpus
+    from talking_head.training.corpus.build import build_corpus
 
     out = tmp_path_factory.mktemp("corpus")
     build_corpus(out, n_subjects=2, n_sentences=3, seed=0, progress=False)
@@ -62,7 +62,7 @@ def test_layout_and_shapes(corpus):
         if meta["take"] == "emotional":
             assert np.load(corpus / "neutral" / f"{clip}.npy").shape == faces.shape
     templates = np.load(corpus / "templates.npz")
-    from talking_head.core.safe_pickle import load_restricted
+    from talking_head.training.safe_pickle import load_restricted
 
     pickled = load_restricted(corpus / "templates.pkl")  # never plain pickle.load
     assert set(templates.files) == set(pickled) == {s["name"] for s in info["subjects"]}
@@ -122,7 +122,7 @@ def test_rotations_are_proper(corpus):
 
 @needs_tools
 def test_same_seed_same_corpus(corpus, tmp_path):
-    from talking_head.core.corpus.build import build_corpus
+    from talking_head.training.corpus.build import build_corpus
 
     build_corpus(tmp_path, n_subjects=2, n_sentences=3, seed=0, progress=False, workers=1)
     for folder in ("vertices_npy", "neutral", "poses", "emotions"):
@@ -140,8 +140,8 @@ def test_rig_runs_on_biwi_template():
     biwi = SHARED / "biwi" / "BIWI.ply"
     if not biwi.is_file():
         pytest.skip("shared/biwi/BIWI.ply not available")
-    from talking_head.core.corpus.build import load_template
-    from talking_head.core.corpus.rig import CONTROL_INDEX, CONTROLS, FaceRig
+    from talking_head.training.corpus.build import load_template
+    from talking_head.core.face_rig import CONTROL_INDEX, CONTROLS, FaceRig
 
     t = load_template(str(biwi))
     rig = FaceRig(t.vertices, t.faces, t.landmarks)
@@ -159,8 +159,8 @@ def test_rig_runs_on_biwi_template():
 
 
 def test_stored_head_is_small_and_complete():
-    from talking_head.core.corpus.head_mesh import HEAD_INFO, HEAD_MESH, load_head
-    from talking_head.core.corpus.rig import LANDMARK_NAMES
+    from talking_head.training.corpus.head_mesh import HEAD_INFO, HEAD_MESH, load_head
+    from talking_head.core.face_rig import LANDMARK_NAMES
 
     assert HEAD_MESH.stat().st_size < 1_000_000 and HEAD_INFO.stat().st_size < 1_000_000
     head = load_head()
@@ -172,8 +172,8 @@ def test_stored_head_is_small_and_complete():
 
 
 def test_visemes_are_smooth_not_steps():
-    from talking_head.core.corpus.rig import CONTROL_INDEX, CONTROLS
-    from talking_head.core.corpus.visemes import viseme_controls
+    from talking_head.core.face_rig import CONTROL_INDEX, CONTROLS
+    from talking_head.training.corpus.visemes import viseme_controls
 
     phones = [("pau", 0.0, 0.2), ("b", 0.2, 0.28), ("aa", 0.28, 0.5), ("m", 0.5, 0.58), ("pau", 0.58, 0.9)]
     times = np.arange(0, 0.9, 0.005)
@@ -184,7 +184,7 @@ def test_visemes_are_smooth_not_steps():
 
 @needs_tools
 def test_cli_builds_and_makes_speech_set(tmp_path):
-    from talking_head.core.corpus.cli import register
+    from talking_head.app.corpus_cli import register
 
     parser = argparse.ArgumentParser(prog="talking-head")
     register(parser.add_subparsers(dest="command", required=True))
@@ -206,7 +206,7 @@ def test_cli_builds_and_makes_speech_set(tmp_path):
 @needs_tools
 def test_preview_renders_a_png(corpus, tmp_path):
     pytest.importorskip("bpy")
-    from talking_head.core.corpus.preview import preview_clip
+    from talking_head.app.corpus_preview import preview_clip
 
     out = preview_clip(corpus, "F2_e01", tmp_path / "clip.png", frames=2, size=64, samples=2)
     assert out.is_file() and out.stat().st_size > 1000

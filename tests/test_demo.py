@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import soundfile
 
-from talking_head.core import demo
+from talking_head.app import demo
 from talking_head.core.animation import Animation
-from talking_head.core.cli import main
+from talking_head.app.cli import main
 
 from conftest import write_clip
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from talking_head.core.encoder_training import (
+from talking_head.training.encoder_training import (
     EncoderTrainingConfig,
     EncoderTrainingError,
     ctc_vocabulary,

@@ -9,12 +9,12 @@ import pickle
 import numpy as np
 import pytest
 
-from talking_head.core.dataset import Corpus
-from talking_head.core.metrics import face_dynamics_deviation, lip_vertex_error, max_face_error, mean_vertex_error
-from talking_head.core.neutral_targets import warp_neutral
-from talking_head.core.safe_pickle import UnsafePickleError, load_restricted
-from talking_head.core.tiny import save_random_encoders
-from talking_head.core.train import TrainingConfig, train
+from talking_head.training.dataset import Corpus
+from talking_head.training.metrics import face_dynamics_deviation, lip_vertex_error, max_face_error, mean_vertex_error
+from talking_head.training.neutral_targets import warp_neutral
+from talking_head.training.safe_pickle import UnsafePickleError, load_restricted
+from talking_head.training.tiny import save_random_encoders
+from talking_head.training.train import TrainingConfig, train
 
 from conftest import speech_like
 from tiny_corpus import make_corpus
@@ -72,7 +72,7 @@ def test_resume_continues_where_it_stopped(tmp_path, corpus_dir, encoders):
 
 
 def test_evaluate_writes_report_and_figures(tmp_path, corpus_dir, encoders):
-    from talking_head.core.evaluate import evaluate
+    from talking_head.training.evaluate import evaluate
 
     run_training(corpus_dir, encoders, tmp_path / "bundle", epochs=2)
     report = evaluate(corpus_dir, tmp_path / "bundle", tmp_path / "report", subsets=["SN", "SE"], progress=False)

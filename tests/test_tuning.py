@@ -9,12 +9,13 @@ import pytest
 import soundfile
 
 from talking_head.core.bundle import ModelBundle
-from talking_head.core.cli import main
-from talking_head.core.dataset import Corpus
+from talking_head.app.cli import main
+from talking_head.training.dataset import Corpus
 from talking_head.core.pipeline import Animator
-from talking_head.core.tiny import save_random_encoders
-from talking_head.core.train import TrainingConfig, train
-from talking_head.core.tuning import Style, TuningClip, TuningError, person_for, read_mesh_sequence, tune_style
+from talking_head.training.tiny import save_random_encoders
+from talking_head.training.train import TrainingConfig, train
+from talking_head.core.pipeline import person_for
+from talking_head.core.tuning import Style, TuningClip, TuningError, read_mesh_sequence, tune_style
 
 from conftest import speech_like
 from tiny_corpus import make_corpus

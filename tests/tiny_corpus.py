@@ -10,7 +10,7 @@ import numpy as np
 import soundfile
 
 from talking_head.core.mesh_io import write_mesh
-from talking_head.core.tiny import sphere_mesh
+from talking_head.training.tiny import sphere_mesh
 
 from conftest import speech_like
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio import SAMPLE_RATE
+from ...core.audio import SAMPLE_RATE
 from .emotions import EMOTION_PROFILES, EMOTIONS
 from .sentences import random_sentence
 from .speech import Prosody, Voice, synthesize

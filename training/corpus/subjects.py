@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .rig import CONTROL_INDEX, CONTROLS
+from ...core.face_rig import CONTROL_INDEX, CONTROLS
 from .speech import Voice
 
 SEEN = ("F2", "F3", "F4", "M3", "M4", "M5")

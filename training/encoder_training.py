@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .audio import SAMPLE_RATE, load_audio
-from .errors import TalkingHeadError
+from ..core.audio import SAMPLE_RATE, load_audio
+from ..core.errors import TalkingHeadError
 
 HELD_OUT_SPEAKERS = ("M1", "F8")
 FRAME_SAMPLES = 320  # wav2vec2's convolutional stride: 50 frames per second
@@ -248,12 +248,13 @@ def _train_epochs(run: _Run, train: list[Utterance], kind: str, step, columns: t
     return True
 
 
-def train_content_encoder(speech: Path, out: Path, cfg: EncoderTrainingConfig = EncoderTrainingConfig(), resume: bool = False, progress: bool = True) -> dict:
+def train_content_encoder(speech: Path, out: Path, cfg: EncoderTrainingConfig | None = None, resume: bool = False, progress: bool = True) -> dict:
     """Train (or resume) the CTC content encoder; writes a `from_pretrained` folder to `out`."""
+    cfg = cfg or EncoderTrainingConfig()
     from safetensors.torch import load_file, save_file
     from transformers import Wav2Vec2CTCTokenizer, Wav2Vec2FeatureExtractor, Wav2Vec2ForCTC
 
-    from .encoders import quiet_transformers
+    from ..core.encoders import quiet_transformers
 
     quiet_transformers()
     out = Path(out)
@@ -310,19 +311,20 @@ def train_content_encoder(speech: Path, out: Path, cfg: EncoderTrainingConfig = 
     return report
 
 
-def train_emotion_encoder(speech: Path, out: Path, init: Path, cfg: EncoderTrainingConfig = EncoderTrainingConfig(), resume: bool = False, progress: bool = True) -> dict:
+def train_emotion_encoder(speech: Path, out: Path, init: Path, cfg: EncoderTrainingConfig | None = None, resume: bool = False, progress: bool = True) -> dict:
     """Train (or resume) the emotion classifier, its backbone started from the content encoder `init`."""
+    cfg = cfg or EncoderTrainingConfig()
     from transformers import Wav2Vec2FeatureExtractor, Wav2Vec2ForSequenceClassification
 
     from .corpus.emotions import EMOTIONS
-    from .encoders import quiet_transformers
+    from ..core.encoders import quiet_transformers
 
     quiet_transformers()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     train, held = split(read_speech_set(speech), tuple(cfg.held_out))
     labels = list(EMOTIONS)
-    label_ids = {l: i for i, l in enumerate(labels)}
+    label_ids = {label: i for i, label in enumerate(labels)}
     run_source = Path(init)
     cp = out / "checkpoint"
     if resume and (cp / "state.json").is_file():

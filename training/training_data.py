@@ -9,10 +9,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .audio import load_audio
+from ..core.audio import load_audio
 from .dataset import Clip, Corpus
 from .features import FeatureCache
-from .model import FaceMotion, interpolate_frames
+from ..core.model import FaceMotion, interpolate_frames
 from .neutral_targets import warp_neutral
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 
@@ -28,7 +27,7 @@ def register(commands) -> None:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from .encoder_training import EncoderTrainingConfig, train_content_encoder, train_emotion_encoder
+    from ..training.encoder_training import EncoderTrainingConfig, train_content_encoder, train_emotion_encoder
 
     cfg = EncoderTrainingConfig(epochs=args.epochs, lr=args.lr, minutes=args.minutes)
     if args.which == "content":
@@ -44,9 +43,9 @@ def _run_train(args: argparse.Namespace) -> int:
 def _run_decode(args: argparse.Namespace) -> int:
     from transformers import Wav2Vec2ForCTC
 
-    from .audio import load_audio
-    from .encoder_training import decode_phones
-    from .encoders import load_pretrained, quiet_transformers
+    from ..core.audio import load_audio
+    from ..training.encoder_training import decode_phones
+    from ..core.encoders import load_pretrained, quiet_transformers
 
     quiet_transformers()
     model = load_pretrained(Wav2Vec2ForCTC, str(args.encoder), "content encoder").eval()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import TalkingHeadError
+from ..core.errors import TalkingHeadError
 from .safe_pickle import load_restricted
 
 SEEN_SUBJECTS = ("F2", "F3", "F4", "M3", "M4", "M5")

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..audio import SAMPLE_RATE
-from .rig import CONTROL_INDEX
+from ...core.audio import FACE_FPS, SAMPLE_RATE
+from ...core.face_rig import CONTROL_INDEX
 from .speech import Prosody
 
 EMOTIONS = ("neutral", "happy", "sad", "angry", "surprised")
@@ -45,7 +45,7 @@ def expression_vector(emotion: str, n_controls: int) -> np.ndarray:
     return vector
 
 
-def loudness(samples: np.ndarray, n_frames: int, fps: int = 25) -> np.ndarray:
+def loudness(samples: np.ndarray, n_frames: int, fps: int = FACE_FPS) -> np.ndarray:
     """Per-frame RMS level normalised to [0, 1] over the clip. (n_frames,)"""
     hop = SAMPLE_RATE // fps
     padded = np.pad(samples, (0, max(0, n_frames * hop - len(samples))))[: n_frames * hop]

@@ -1,6 +1,6 @@
 """Look at corpus faces: render frames with Blender's Cycles (CPU) into a PNG grid or an MP4.
 
-`bpy` is imported inside the functions only; the rest of core/ never needs Blender.
+`bpy` is imported inside the functions only; nothing else in app/ needs Blender.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import TalkingHeadError
+from ..core.errors import TalkingHeadError
 
 REGION_COLOURS = {  # linear RGB base colours for head.json regions
     "skin": (0.62, 0.38, 0.28),
@@ -163,7 +163,7 @@ def preview_clip(corpus_dir: Path, clip: str, out: Path, frames: int = 8, size: 
     """Render a corpus clip: PNG = a grid of `frames` evenly spaced frames; MP4 = every frame (ffmpeg)."""
     import json
 
-    from ..mesh_io import read_mesh
+    from ..core.mesh_io import read_mesh
 
     corpus_dir = Path(corpus_dir)
     kind, name = ("neutral", clip[len("neutral/"):]) if clip.startswith("neutral/") else ("vertices_npy", clip)
@@ -176,7 +176,7 @@ def preview_clip(corpus_dir: Path, clip: str, out: Path, frames: int = 8, size: 
     region = None
     names: tuple[str, ...] = ("skin",)
     if "vertex_region_runs" in info:
-        from .head_mesh import _run_length_decode
+        from ..training.corpus.head_mesh import _run_length_decode
 
         region = _run_length_decode(info["vertex_region_runs"])
         names = tuple(info["regions"])

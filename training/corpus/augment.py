@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import signal
 
-from ..audio import SAMPLE_RATE
+from ...core.audio import SAMPLE_RATE
 
 
 def augment(samples: np.ndarray, rng: np.random.Generator, probability: float = 0.6) -> tuple[np.ndarray, dict]:

@@ -10,7 +10,7 @@ import io
 import pickle
 from pathlib import Path
 
-from .errors import TalkingHeadError
+from ..core.errors import TalkingHeadError
 
 _ALLOWED = {
     ("numpy.core.multiarray", "_reconstruct"),

@@ -14,12 +14,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .bundle import ModelBundle
+from ..core.bundle import ModelBundle
 from .dataset import SUBSETS, Clip, Corpus
-from .errors import TalkingHeadError
+from ..core.errors import TalkingHeadError
 from .features import FeatureCache
 from .metrics import face_dynamics_deviation, head_motion_diversity, lip_distance, lip_vertex_error, max_face_error, mean_vertex_error
-from .model import head_noise, interpolate_frames
+from ..core.model import head_noise, interpolate_frames
 
 DIVERSITY_SAMPLES = 20
 
@@ -61,7 +61,7 @@ def evaluate(
     data: str | Path,
     bundle_path: str | Path,
     out: str | Path,
-    subsets: list[str] = list(SUBSETS),
+    subsets: tuple[str, ...] | list[str] = SUBSETS,
     lip: str | Path | None = None,
     upper_face: str | Path | None = None,
     style_subject: str | None = None,
@@ -232,7 +232,7 @@ def evaluate_styles(
     `talking-head tune`. Clips any style was tuned or early-stopped on are left out of every row,
     so all rows score the same clips, none of which tuning has seen.
     """
-    from .tuning import Style
+    from ..core.tuning import Style
 
     corpus = Corpus(data)
     bundle = ModelBundle.load(bundle_path)

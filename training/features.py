@@ -12,8 +12,8 @@ from pathlib import Path
 
 import torch
 
-from .audio import load_audio
-from .encoders import ContextEncoder, EmotionEncoder
+from ..core.audio import load_audio
+from ..core.encoders import ContextEncoder, EmotionEncoder
 
 
 def encoder_key(context: ContextEncoder, emotion: EmotionEncoder) -> str:

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .audio import SAMPLE_RATE
+from ..core.audio import FACE_FPS, SAMPLE_RATE
 
 
-def mfcc_frames(samples: np.ndarray, fps: int = 25) -> np.ndarray:
+def mfcc_frames(samples: np.ndarray, fps: int = FACE_FPS) -> np.ndarray:
     """MFCCs (13, frames) with one column per face frame (hop = 1 / fps)."""
     import librosa
 
@@ -21,7 +21,7 @@ def mfcc_frames(samples: np.ndarray, fps: int = 25) -> np.ndarray:
     return librosa.feature.mfcc(y=samples, sr=SAMPLE_RATE, n_mfcc=13, hop_length=hop, n_fft=4 * hop)
 
 
-def warp_path(emotional_audio: np.ndarray, neutral_audio: np.ndarray, fps: int = 25) -> tuple[np.ndarray, int]:
+def warp_path(emotional_audio: np.ndarray, neutral_audio: np.ndarray, fps: int = FACE_FPS) -> tuple[np.ndarray, int]:
     """For each emotional MFCC frame, the matching (fractional) neutral MFCC frame index,
     shape (frames,), and the neutral take's MFCC frame count."""
     import librosa
@@ -37,7 +37,7 @@ def warp_path(emotional_audio: np.ndarray, neutral_audio: np.ndarray, fps: int =
 
 
 def warp_neutral(
-    emotional_audio: np.ndarray, neutral_audio: np.ndarray, neutral_vertices: np.ndarray, n_frames: int, fps: int = 25
+    emotional_audio: np.ndarray, neutral_audio: np.ndarray, neutral_vertices: np.ndarray, n_frames: int, fps: int = FACE_FPS
 ) -> np.ndarray:
     """Resample `neutral_vertices` (Nn, V, 3) onto the emotional take's `n_frames` frames."""
     index, neutral_frames = warp_path(emotional_audio, neutral_audio, fps)

@@ -38,7 +38,7 @@ def register(commands) -> None:
 
 
 def _run_build(args: argparse.Namespace) -> int:
-    from .build import build_corpus
+    from ..training.corpus.build import build_corpus
 
     info = build_corpus(args.out, args.subjects, args.sentences, args.seed, args.template, args.workers)
     print(f"wrote {len(info['clips'])} clips of {len(info['subjects'])} subjects to {args.out} in {info['build_seconds']:.0f} s")
@@ -46,7 +46,7 @@ def _run_build(args: argparse.Namespace) -> int:
 
 
 def _run_preview(args: argparse.Namespace) -> int:
-    from .preview import preview_clip
+    from .corpus_preview import preview_clip
 
     out = preview_clip(args.corpus, args.clip, args.out, frames=args.frames, size=args.size, with_pose=not args.no_pose)
     print(f"wrote {out}")
@@ -54,8 +54,8 @@ def _run_preview(args: argparse.Namespace) -> int:
 
 
 def _run_speech(args: argparse.Namespace) -> int:
-    from .build import CorpusError
-    from .speech_set import build_speech_set
+    from ..training.corpus.build import CorpusError
+    from ..training.corpus.speech_set import build_speech_set
 
     if args.utterances < 1:
         raise CorpusError("--utterances must be at least 1")

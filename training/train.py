@@ -17,15 +17,15 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .bundle import ModelBundle
-from .config import ModelConfig
+from ..core.bundle import ModelBundle
+from ..core.config import ModelConfig
 from .dataset import Corpus
-from .encoders import ContextEncoder, EmotionEncoder
-from .errors import TalkingHeadError
+from ..core.encoders import ContextEncoder, EmotionEncoder
+from ..core.errors import TalkingHeadError
 from .features import FeatureCache
-from .losses import contrastive_loss, diversity_loss, total_loss
-from .mesh_io import Mesh, read_mesh
-from .model import FaceMotion, TalkingHeadModel
+from ..core.losses import contrastive_loss, diversity_loss, total_loss
+from ..core.mesh_io import Mesh, read_mesh
+from ..core.model import FaceMotion, TalkingHeadModel
 from .training_data import Example, build_examples, crop
 
 DEFAULT_CONTEXT_ENCODER = "facebook/wav2vec2-base-960h"

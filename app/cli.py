@@ -6,8 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from .config import VARIANTS
-from .errors import TalkingHeadError
+from ..core.config import VARIANTS
+from ..core.errors import TalkingHeadError
 
 # Show a progress bar only when a clip is at least this long (frames at 25 fps).
 PROGRESS_MIN_FRAMES = 250
@@ -39,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     animate.add_argument("--out", required=True, type=Path, help="OUT.npz, OUT.ply / OUT.obj (one mesh per frame), or a folder")
     animate.add_argument("--subject", help="speaking style: a subject of the bundle (default: its first)")
     animate.add_argument("--style", type=Path, help="a tuned style (STYLE.json from `talking-head tune`)")
+    animate.add_argument("--blend-with", metavar="SUBJECT_OR_STYLE", help="mix a second style in: a subject name or a STYLE.json")
+    animate.add_argument("--blend-weight", type=float, default=0.5, metavar="W", help="with --blend-with: p = W p(first) + (1 - W) p(second) (default 0.5)")
     animate.add_argument("--seed", type=int, default=0, help="head-motion variation (same seed, same motion)")
     animate.add_argument("--no-head", action="store_true", help="no head motion")
     animate.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
@@ -88,8 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--cache", type=Path)
     evaluate.set_defaults(run=_run_evaluate)
 
-    from ..blender import bake as blender_bake  # adds `bake`; bpy is imported only when it runs
-    from .corpus.cli import register as register_corpus
+    from . import bake as blender_bake  # adds `bake`; bpy is imported only when it runs
+    from .corpus_cli import register as register_corpus
     from .demo import register as register_demo
     from .encoder_cli import register as register_encoders
 
@@ -114,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run_bundle_tiny(args: argparse.Namespace) -> int:
-    from .tiny import make_tiny_bundle
+    from ..training.tiny import make_tiny_bundle
 
     bundle = make_tiny_bundle(args.out, n_vertices=args.vertices, template=args.template, encoders=args.encoders, seed=args.seed)
     print(f"wrote UNTRAINED bundle ({bundle.config.n_vertices} vertices, {args.encoders} encoders) to {args.out}")
@@ -122,7 +124,7 @@ def _run_bundle_tiny(args: argparse.Namespace) -> int:
 
 
 def _run_bundle_pack(args: argparse.Namespace) -> int:
-    from .bundle import pack_bundle
+    from ..core.bundle import pack_bundle
 
     pack_bundle(args.source, args.out, half=not args.fp32)
     size = sum(p.stat().st_size for p in args.out.rglob("*") if p.is_file())
@@ -131,27 +133,23 @@ def _run_bundle_pack(args: argparse.Namespace) -> int:
 
 
 def _run_animate(args: argparse.Namespace) -> int:
-    from .audio import load_audio
-    from .bundle import ModelBundle
-    from .device import resolve_device
-    from .pipeline import Animator
+    from ..core.pipeline import animate_task
+    from ..core.tasks import AnimateTask, StyleChoice
 
-    device = resolve_device(args.device)
-    samples = load_audio(args.audio)  # check the audio before loading anything heavy
-    bundle = ModelBundle.load(args.bundle, device)
-    if args.subject:
-        bundle.config.subject_index(args.subject)
-    animator = Animator(bundle, device, args.precision)
-    person, subject = None, args.subject
-    if args.style:
-        from .tuning import Style
-
-        style = Style.load(args.style)
-        if len(style.p) != bundle.config.d_model:
-            raise TalkingHeadError(f"style {args.style} was tuned for another bundle ({len(style.p)}-d embedding)")
-        person, subject = style.p, args.subject or style.subject
+    task = AnimateTask(
+        audio=str(args.audio),
+        bundle=str(args.bundle),
+        style=StyleChoice(subject=args.subject or "", file=str(args.style) if args.style else ""),
+        blend_with=_style_choice(args.blend_with) if args.blend_with else None,
+        blend_weight=args.blend_weight,
+        seed=args.seed,
+        with_head=not args.no_head,
+        device=args.device,
+        precision=args.precision,
+    )
     with _ProgressBar() as bar:
-        animation = animator.animate(samples, subject=subject, seed=args.seed, with_head=not args.no_head, person=person, progress=bar)
+        animation, animator = animate_task(task, progress=bar)
+    bundle = animator.bundle
     out: Path = args.out
     if out.suffix.lower() == ".npz":
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -166,17 +164,18 @@ def _run_animate(args: argparse.Namespace) -> int:
 
 
 def _run_tune(args: argparse.Namespace) -> int:
-    from .bundle import ModelBundle
-    from .device import resolve_device
-    from .pipeline import Animator
-    from .tuning import TuningClip, TuningError, read_mesh_sequence, tune_style
+    from ..core.bundle import ModelBundle
+    from ..core.device import resolve_device
+    from ..core.pipeline import Animator
+    from ..core.tuning import TuningClip, TuningError, tune_style
+    from .clips import read_clip
 
     device = resolve_device(args.device)
     bundle = ModelBundle.load(args.bundle, device)
     v = bundle.config.n_vertices
     evaluation: list[TuningClip] = []
     if args.data:
-        from .dataset import Corpus
+        from ..training.dataset import Corpus
 
         if not args.subject:
             raise TuningError("--data needs --subject NAME: whose clips to tune on")
@@ -193,7 +192,7 @@ def _run_tune(args: argparse.Namespace) -> int:
         clips = [make(c) for c in chosen]
         evaluation = [make(c) for c in evaluation_clips]
     else:
-        clips = [TuningClip(audio, mesh, read_mesh_sequence(mesh, v)) for audio, mesh in args.clip]
+        clips = [TuningClip(audio, mesh, read_clip(mesh, v)) for audio, mesh in args.clip]
     animator = Animator(bundle, device)
     with _ProgressBar(stage="tuning", min_total=0) as bar:
         style = tune_style(animator, clips, evaluation, args.name or args.out.stem, args.mode, args.speaking_style,
@@ -209,8 +208,8 @@ def _run_tune(args: argparse.Namespace) -> int:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from .device import resolve_device
-    from .train import DEFAULT_CONTEXT_ENCODER, DEFAULT_EMOTION_ENCODER, TrainingConfig, train
+    from ..core.device import resolve_device
+    from ..training.train import DEFAULT_CONTEXT_ENCODER, DEFAULT_EMOTION_ENCODER, TrainingConfig, train
 
     settings = TrainingConfig.load(args.config, epochs=args.epochs, variant=args.variant, split=args.split)
     summary = train(
@@ -233,7 +232,7 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
-    from .evaluate import evaluate, markdown_table
+    from ..training.evaluate import evaluate, markdown_table
 
     report = evaluate(
         args.data, args.bundle, args.out, [s.strip() for s in args.subsets.split(",") if s.strip()],
@@ -242,6 +241,13 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     print(markdown_table(report))
     print(f"report in {args.out}")
     return 0
+
+
+def _style_choice(value: str):
+    """A subject name, or a style file when the value names an existing file or ends in .json."""
+    from ..core.tasks import StyleChoice
+
+    return StyleChoice(file=value) if value.endswith(".json") or Path(value).is_file() else StyleChoice(subject=value)
 
 
 class _ProgressBar:

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio import SAMPLE_RATE
-from ..errors import TalkingHeadError
+from ...core.audio import SAMPLE_RATE
+from ...core.errors import TalkingHeadError
 from .phones import from_espeak, normalise
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from .phones import VOWELS
-from .rig import CONTROL_INDEX
+from ...core.face_rig import CONTROL_INDEX
 
 VISEME_CONTROLS = ("jaw_open", "lip_close", "lip_pucker", "lip_stretch", "lip_press", "lower_lip_tuck", "upper_lip_raise")
 

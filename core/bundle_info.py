@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.config import ModelConfig
-from ..core.errors import BundleError
+from .config import ModelConfig
+from .errors import BundleError
 
 # The bundle that ships with the extension, when the zip carries one.
 DEMO_BUNDLE = Path(__file__).resolve().parents[1] / "weights" / "demo"
@@ -34,15 +34,13 @@ class BundleInfo:
 
     def template(self):
         """The template `Mesh` (vertices (V, 3), faces (F, 3))."""
-        from ..core.mesh_io import read_mesh
+        from .mesh_io import read_mesh
 
         return read_mesh(self.path / TEMPLATE)
 
     def pivot(self, template_vertices: np.ndarray) -> np.ndarray:
-        """Head pivot P (3,), as core/bundle.py defines it: configured, else the centroid."""
-        if self.config.pivot is not None:
-            return np.asarray(self.config.pivot, dtype=np.float32)
-        return template_vertices.mean(axis=0).astype(np.float32)
+        """Head pivot P (3,) (core/config.py `head_pivot`)."""
+        return self.config.head_pivot(template_vertices)
 
 
 def demo_available() -> bool:

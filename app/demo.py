@@ -4,7 +4,7 @@
     talking-head demo-speech [--out samples/demo_speech.wav]      # re-synthesise the sample clip
     talking-head demo-biwi --template BIWI.ply --out DIR           # a demo model on BIWI's topology
 
-`demo` runs the same code as `talking-head bake` (blender/bake.py, the bpy module) and writes
+`demo` runs the same code as `talking-head bake` (app/bake.py, the bpy module) and writes
 the `Animation` arrays next to the take. `demo-biwi` builds the demo corpus on the BIWI
 template and trains a bundle on it, reusing the demo bundle's trained encoders.
 """
@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..blender.bundle_info import DEMO_BUNDLE  # torch- and bpy-free: the package's weights/demo
-from .animation import Animation
-from .config import ModelConfig
-from .errors import AudioError, BundleError, TalkingHeadError
+from ..core.bundle_info import DEMO_BUNDLE  # torch- and bpy-free: the package's weights/demo
+from ..core.animation import Animation
+from ..core.config import ModelConfig
+from ..core.errors import AudioError, BundleError, TalkingHeadError
 
 SAMPLE_AUDIO = Path(__file__).resolve().parents[1] / "samples" / "demo_speech.wav"
 OUTPUT_NAMES = {"blend": "demo.blend", "fbx": "demo.fbx", "abc": "demo.abc", "npz": "demo.npz", "preview": "preview.png"}
@@ -51,9 +51,9 @@ def synthesize_demo_speech(out: str | Path) -> dict:
     PAUSE_SECONDS of silence between them; write OUT (16 kHz mono PCM16) and OUT.json. -> metadata"""
     import soundfile
 
-    from .audio import SAMPLE_RATE
-    from .corpus.emotions import EMOTION_PROFILES
-    from .corpus.speech import Voice, synthesize
+    from ..core.audio import SAMPLE_RATE
+    from ..training.corpus.emotions import EMOTION_PROFILES
+    from ..training.corpus.speech import Voice, synthesize
 
     out = Path(out).with_suffix(".wav")
     voice = Voice(*DEMO_VOICE)
@@ -89,7 +89,7 @@ def synthesize_demo_speech(out: str | Path) -> dict:
         "passages": passages,
         "regenerate": REGENERATE_COMMAND,
         "needs": "festival with the cmu_us_slt_arctic_hts voice (bash scripts/install-speech-tools.sh)",
-        "made_with": "core/corpus/speech.py synthesize() and the prosody profiles of core/corpus/emotions.py",
+        "made_with": "training/corpus/speech.py synthesize() and the prosody profiles of training/corpus/emotions.py",
     }
     out.with_suffix(".json").write_text(json.dumps(metadata, indent=1) + "\n")
     return metadata
@@ -111,11 +111,11 @@ def check_bundle(bundle: Path, option: str = "--bundle") -> ModelConfig:
 
 
 def run_demo(bundle: Path | None = None, out: Path = Path("out"), audio: Path | None = None, device: str = "auto") -> dict[str, Path]:
-    """Animate `audio` with `bundle` and write OUTPUT_NAMES into `out`. -> {kind: path}"""
-    from .audio import SAMPLE_RATE, load_audio
-    from .bundle import ModelBundle
-    from .device import resolve_device
-    from .pipeline import Animator
+    """Animate `audio` with `bundle` and write OUTPUT_NAMES into `out`: `talking-head bake` with
+    its defaults (first subject, seed 0, head motion on), whose animation arrays are also saved,
+    so the model runs once. -> {kind: path}"""
+    from ..core.audio import SAMPLE_RATE, load_audio
+    from .bake import bake
 
     bundle = bundle or DEMO_BUNDLE
     config = check_bundle(bundle)
@@ -124,24 +124,11 @@ def run_demo(bundle: Path | None = None, out: Path = Path("out"), audio: Path | 
     paths = {kind: out / name for kind, name in OUTPUT_NAMES.items()}
     out.mkdir(parents=True, exist_ok=True)
 
-    # The arrays: the worker's computation (core/pipeline.py) with bake's defaults (first subject,
-    # seed 0, head motion on), so they are the take that bake writes into the .blend.
     started = time.perf_counter()
-    device = resolve_device(device)
-    animation = Animator(ModelBundle.load(bundle, device), device).animate(samples)
-    animation.save_npz(paths["npz"])
-    print(f"wrote {paths['npz']} ({animation.n_frames} frames)")
-    heard = _emotions_heard(animation, audio) if config.trained else ""
-    del animation  # the worker that bake starts loads its own copy of the model
-
-    # The take: exactly `talking-head bake`.
-    from .cli import build_parser
-
-    args = build_parser().parse_args([
-        "bake", str(audio), "--bundle", str(bundle), "--blend", str(paths["blend"]), "--fbx", str(paths["fbx"]),
-        "--abc", str(paths["abc"]), "--preview", str(paths["preview"]), "--device", device,
-    ])
-    args.run(args)
+    baked = bake(Path(audio), Path(bundle), paths["blend"], fbx=paths["fbx"], abc=paths["abc"], preview=paths["preview"], device=device)
+    baked.animation.save_npz(paths["npz"])
+    print(f"wrote {paths['npz']} ({baked.animation.n_frames} frames)")
+    heard = _emotions_heard(baked.animation, audio) if config.trained else ""
     seconds = time.perf_counter() - started
 
     print(f"\nTalking Head demo: {len(samples) / SAMPLE_RATE:.1f} s of speech animated in {seconds:.0f} s. Files in {_show(out)}:")
@@ -207,15 +194,15 @@ def run_demo_biwi(template: str, out: Path, subjects: int = BIWI_SUBJECTS, sente
     encoders of the `encoders` bundle (default: the demo bundle). `settings` is a training JSON as
     `talking-head train --config` takes; epochs: `epochs`, else the JSON's, else BIWI_EPOCHS.
     -> the training summary"""
-    from .corpus.build import CorpusError, build_corpus
-    from .device import resolve_device
-    from .encoders import resolve_source
-    from .train import TrainingConfig, train
+    from ..training.corpus.build import CorpusError, build_corpus
+    from ..core.device import resolve_device
+    from ..core.encoders import resolve_source
+    from ..training.train import TrainingConfig, train
 
     if template != "ours" and not Path(template).is_file():
         raise CorpusError(f"template mesh not found: {template} (pass the BIWI template, BIWI.ply)")
     if sentences < 33:
-        raise CorpusError(f"--sentences must be at least 33: sentences 33-36 are the validation set that picks the best epoch")
+        raise CorpusError("--sentences must be at least 33: sentences 33-36 are the validation set that picks the best epoch")
     encoder_bundle = encoders or DEMO_BUNDLE
     config = check_bundle(encoder_bundle, "--encoders")
     sources = [resolve_source(s, encoder_bundle) for s in (config.context_encoder, config.emotion_encoder)]
@@ -256,7 +243,7 @@ def _corpus_matches(corpus: Path, template: str, subjects: int, sentences: int) 
 
 
 def register(commands) -> None:
-    """Add `demo`, `demo-speech` and `demo-biwi` to core/cli.py's sub-parsers."""
+    """Add `demo`, `demo-speech` and `demo-biwi` to app/cli.py's sub-parsers."""
     demo = commands.add_parser("demo", help="animate the sample clip with the bundled model: .blend, FBX, Alembic, arrays, preview")
     demo.add_argument("--bundle", type=Path, help="model bundle folder (default: the package's weights/demo)")
     demo.add_argument("--out", type=Path, default=Path("out"), help="folder for the outputs (default: ./out)")

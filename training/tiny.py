@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .bundle import BIWI_SEEN_SUBJECTS, EMOTIONS, ModelBundle
-from .config import ModelConfig
-from .encoders import quiet_transformers
-from .mesh_io import Mesh, read_mesh
-from .model import TalkingHeadModel
+from ..core.bundle import BIWI_SEEN_SUBJECTS, EMOTIONS, ModelBundle
+from ..core.config import ModelConfig
+from ..core.encoders import quiet_transformers
+from ..core.mesh_io import Mesh, read_mesh
+from ..core.model import TalkingHeadModel
 
 DEFAULT_VERTICES = 1000
 
@@ -64,7 +64,7 @@ def save_random_encoders(folder: Path, size: str, labels: list[str] = EMOTIONS, 
     features = Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16_000, do_normalize=True, return_attention_mask=False)
     context_dir, emotion_dir = folder / "context", folder / "emotion"
     Wav2Vec2ForCTC(encoder_config(size, vocab_size=32)).save_pretrained(context_dir)
-    emotion_cfg = encoder_config(size, id2label=dict(enumerate(labels)), label2id={l: i for i, l in enumerate(labels)})
+    emotion_cfg = encoder_config(size, id2label=dict(enumerate(labels)), label2id={label: i for i, label in enumerate(labels)})
     Wav2Vec2ForSequenceClassification(emotion_cfg).save_pretrained(emotion_dir)
     for path in (context_dir, emotion_dir):
         features.save_pretrained(path)

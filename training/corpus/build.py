@@ -25,11 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio import FACE_FPS, SAMPLE_RATE, frame_count
-from ..errors import TalkingHeadError
+from ...core.audio import FACE_FPS, SAMPLE_RATE, frame_count
+from ...core.errors import TalkingHeadError
 from .emotions import EMOTION_PROFILES, EMOTIONS, expression_vector, intensity_track, loudness
 from .head_motion import head_motion
-from .rig import BIWI_LANDMARKS, CONTROLS, FaceRig
+from ...core.face_rig import BIWI_LANDMARKS, CONTROLS, FaceRig
 from .sentences import SENTENCES
 from .speech import Speech, synthesize
 from .subjects import ALL_SUBJECTS, SEEN, VOICES, clip_split, split_of, style_dict, subject_style
@@ -67,7 +67,7 @@ def load_template(spec: str) -> Template:
         rigid = np.isin(head.vertex_region, [REGION_NAMES.index(r) for r in ("eyes", "iris", "teeth", "mouth")])
         return Template("ours", head.vertices, head.faces, head.landmarks, head.pivot, rigid, head.lip_vertices,
                         head.upper_face_vertices, {"regions": list(REGION_NAMES), "vertex_region_runs": _run_length(head.vertex_region)})
-    from ..mesh_io import read_mesh
+    from ...core.mesh_io import read_mesh
 
     mesh = read_mesh(spec)
     if mesh.n_vertices != 23370:
@@ -207,7 +207,7 @@ def build_corpus(out: Path, n_subjects: int = 14, n_sentences: int = 40, seed: i
     np.savez(out / "templates.npz", **templates)
     with open(out / "templates.pkl", "wb") as f:
         pickle.dump(templates, f, protocol=4)
-    from ..mesh_io import write_mesh
+    from ...core.mesh_io import write_mesh
 
     write_mesh(out / "template.ply", tmpl.vertices, tmpl.faces)
     splits: dict[str, list[str]] = {"train": [], "val": [], "test": [], "tuning": [], "unseen_test": []}

@@ -42,7 +42,7 @@ def head_motion(phones, level: np.ndarray, times: np.ndarray, arousal: float, em
         frame = np.clip(((np.array([(s + e) / 2 for s, e in vowels])) * 25).astype(int), 0, n - 1)
         strength = level[frame] * np.array([e - s for s, e in vowels])
         threshold = np.quantile(strength, 1 - style.nod_rate * 0.6)
-        for (s, e), k in zip(vowels, strength):
+        for (s, _), k in zip(vowels, strength):
             if k >= threshold and (not nods or s - nods[-1] > 0.35):
                 nods.append(s)
                 size = np.radians(rng.uniform(1.5, 3.5)) * amp
