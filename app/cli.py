@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     animate = commands.add_parser("animate", help="sound file -> animation arrays or meshes")
     animate.add_argument("audio", type=Path, help="sound file (WAV, FLAC, OGG, MP3, ...)")
     animate.add_argument("--bundle", required=True, type=Path, help="model bundle folder")
-    animate.add_argument("--out", required=True, type=Path, help="OUT.npz, OUT.ply / OUT.obj (one mesh per frame), or a folder")
+    animate.add_argument("--out", required=True, type=Path, help="OUT.npz, OUT.csv (Live Link Face: ARKit channels and head), OUT.ply / OUT.obj (one mesh per frame), or a folder")
     animate.add_argument("--subject", help="speaking style: a subject of the bundle (default: its first)")
     animate.add_argument("--style", type=Path, help="a tuned style (STYLE.json from `talking-head tune`)")
     animate.add_argument("--blend-with", metavar="SUBJECT_OR_STYLE", help="mix a second style in: a subject name or a STYLE.json")
@@ -151,7 +151,14 @@ def _run_animate(args: argparse.Namespace) -> int:
         animation, animator = animate_task(task, progress=bar)
     bundle = animator.bundle
     out: Path = args.out
-    if out.suffix.lower() == ".npz":
+    if out.suffix.lower() == ".csv":
+        from ..core.live_link import write_live_link_csv
+
+        if animation.arkit_weights is None:
+            raise TalkingHeadError(f"no ARKit channels for a Live Link CSV: {animator.arkit_problem}")
+        write_live_link_csv(out, animation.arkit_weights, animation.fps, animation.rotation)
+        print(f"wrote {animation.n_frames} frames of 52 ARKit channels and head rotation to {out}")
+    elif out.suffix.lower() == ".npz":
         out.parent.mkdir(parents=True, exist_ok=True)
         animation.save_npz(out)
         print(f"wrote {animation.n_frames} frames to {out}")

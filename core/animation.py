@@ -21,7 +21,9 @@ class Animation:
     vertices (N, V, 3): final faces with head motion, v_t = R_t (ye_t - P) + P + tau_t;
     neutral, emotional (N, V, 3): Gn's and Ge's faces, without head motion;
     rotation (N, 3, 3) and translation (N, 3): head motion about `pivot` (3,);
-    emotion_probs (N, C) with `emotion_labels` (C names): what the emotion encoder heard.
+    emotion_probs (N, C) with `emotion_labels` (C names): what the emotion encoder heard;
+    arkit_weights (N, 52) in [0, 1] with `arkit_names` (core/arkit.py ARKIT_NAMES): the face
+    without head motion as Apple's ARKit channels, or None when the template has no landmarks.
     """
 
     vertices: np.ndarray
@@ -34,12 +36,17 @@ class Animation:
     pivot: np.ndarray
     fps: int = FACE_FPS
     faces: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.int32))
+    arkit_weights: np.ndarray | None = None
+    arkit_names: list[str] = field(default_factory=list)
 
     @property
     def n_frames(self) -> int:
         return int(self.vertices.shape[0])
 
     def save_npz(self, path: str | Path) -> None:
+        arkit = {}
+        if self.arkit_weights is not None:
+            arkit = {"arkit_weights": self.arkit_weights.astype(np.float32), "arkit_names": np.asarray(self.arkit_names, dtype=str)}
         np.savez_compressed(
             path,
             **{name: getattr(self, name).astype(np.float32) for name in ARRAY_FIELDS},
@@ -47,6 +54,7 @@ class Animation:
             pivot=self.pivot.astype(np.float32),
             fps=np.int32(self.fps),
             faces=self.faces.astype(np.int32),
+            **arkit,
         )
 
     @classmethod
@@ -60,6 +68,8 @@ class Animation:
                     pivot=data["pivot"],
                     fps=int(data["fps"]),
                     faces=data["faces"],
+                    arkit_weights=data["arkit_weights"] if "arkit_weights" in data else None,
+                    arkit_names=[str(x) for x in data["arkit_names"]] if "arkit_names" in data else [],
                 )
         except (OSError, KeyError, ValueError) as exc:
             raise TalkingHeadError(f"not a Talking Head animation file ({exc}): {path}") from None

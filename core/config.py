@@ -52,6 +52,9 @@ class ModelConfig:
     use_emotion_stage: bool = True
     # Head pivot P, in template coordinates; None means the template centroid.
     pivot: list[float] | None = None
+    # Face landmarks of the template (core/face_rig.py LANDMARK_NAMES -> vertex index), for its
+    # ARKit channels; None: known for the project's head and BIWI's template (core/arkit.py).
+    landmarks: dict[str, int] | None = None
     # Encoder sources: a folder relative to the bundle, an absolute folder, or a hub id.
     context_encoder: str = "encoders/context"
     emotion_encoder: str = "encoders/emotion"

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from .animation import Animation
+from .arkit import ARKIT_NAMES, ArkitSolver, TemplateLandmarksError, template_arkit_shapes
 from .audio import frame_count, load_audio
 from .bundle import ModelBundle
 from .device import resolve_device
@@ -32,6 +33,19 @@ class Animator:
         self.device = device
         bundle.model.to(device)
         self.context, self.emotion = bundle.load_encoders(device, precision)
+        self._arkit: ArkitSolver | None | bool = False  # built on first use; None: no landmarks
+        self.arkit_problem = ""  # why there are no ARKit channels, when there are none
+
+    def arkit_solver(self) -> ArkitSolver | None:
+        """The solver for the bundle's template's ARKit channels, or None when the template has no
+        face landmarks (core/arkit.py `template_landmarks`)."""
+        if self._arkit is False:
+            template = self.bundle.template
+            try:
+                self._arkit = ArkitSolver(template_arkit_shapes(template.vertices, template.faces, self.bundle.config.landmarks))
+            except TemplateLandmarksError as exc:
+                self._arkit, self.arkit_problem = None, str(exc)
+        return self._arkit
 
     def features(self, samples: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """16 kHz samples -> context (1, kN, Dc), emotion (1, kN, De), emotion probs (N, C)."""
@@ -91,7 +105,11 @@ class Animator:
         centred = emotional - pivot
         vertices = np.matmul(centred, rotation.transpose(0, 2, 1), out=centred)
         vertices += pivot + translation[:, None, :]
+        solver = self.arkit_solver()
+        arkit = solver.solve(emotional - template) if solver is not None else None
         return Animation(
+            arkit_weights=arkit,
+            arkit_names=list(ARKIT_NAMES) if arkit is not None else [],
             vertices=vertices,
             neutral=neutral,
             emotional=emotional,

@@ -147,3 +147,44 @@ def test_core_never_imports_bpy():
         "assert 'bpy' not in sys.modules, 'core imported bpy'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_animate_gives_arkit_channels_and_a_live_link_csv(tmp_path, clip_3s):
+    """A template with face landmarks (the project's head) has ARKit channels: in the .npz, and
+    as a Live Link Face CSV whose numbers re-read as written, head rotation included."""
+    from talking_head.core.arkit import ARKIT_NAMES, ArkitSolver, template_arkit_shapes
+    from talking_head.core.live_link import head_angles, read_live_link_csv
+    from talking_head.core.template_head import load_template_head
+    from talking_head.training.tiny import make_tiny_bundle
+
+    head = load_template_head()
+    bundle = tmp_path / "head"
+    make_tiny_bundle(bundle, template=str(_template_ply(tmp_path, head)), max_frames=40, window_overlap=15)
+    npz, csv = tmp_path / "take.npz", tmp_path / "take.csv"
+    assert run_cli("animate", clip_3s, "--bundle", bundle, "--out", npz, "--device", "cpu", "--seed", "2") == 0
+    assert run_cli("animate", clip_3s, "--bundle", bundle, "--out", csv, "--device", "cpu", "--seed", "2") == 0
+    data = np.load(npz)
+    weights = data["arkit_weights"]
+    assert weights.shape == (75, 52) and list(data["arkit_names"]) == list(ARKIT_NAMES)
+    assert weights.min() >= 0 and weights.max() <= 1 and weights.max() > 0
+    # the weights are the solve of the model's face (without head motion) through the template's basis
+    solver = ArkitSolver(template_arkit_shapes(head.vertices, head.faces))
+    np.testing.assert_allclose(weights, solver.solve(data["emotional"] - head.vertices), atol=1e-5)
+    take = read_live_link_csv(csv)
+    np.testing.assert_allclose(take.weights, weights, atol=1e-6)
+    np.testing.assert_allclose(take.head, head_angles(data["rotation"]), atol=1e-6)
+
+
+def test_live_link_csv_needs_a_template_with_landmarks(tmp_path, tiny_bundle_dir, clip_3s, capsys):
+    assert run_cli("animate", clip_3s, "--bundle", tiny_bundle_dir, "--out", tmp_path / "take.csv", "--device", "cpu") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no ARKit channels" in err[0] and "landmarks" in err[0]
+    assert not (tmp_path / "take.csv").exists()
+
+
+def _template_ply(tmp_path, head):
+    from talking_head.core.mesh_io import write_mesh
+
+    path = tmp_path / "head.ply"
+    write_mesh(path, head.vertices, head.faces)
+    return path
