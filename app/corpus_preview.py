@@ -14,16 +14,6 @@ import numpy as np
 
 from ..core.errors import TalkingHeadError
 
-REGION_COLOURS = {  # linear RGB base colours for head.json regions
-    "skin": (0.62, 0.38, 0.28),
-    "lips": (0.55, 0.20, 0.18),
-    "eyes": (0.80, 0.80, 0.78),
-    "iris": (0.05, 0.09, 0.13),
-    "teeth": (0.80, 0.77, 0.68),
-    "mouth": (0.06, 0.01, 0.01),
-}
-
-
 class PreviewError(TalkingHeadError):
     """A preview that cannot be made (unknown clip, no ffmpeg for mp4, ...)."""
 
@@ -39,91 +29,31 @@ def render_frames(
     yaw_degrees: float = 18.0,
     frame_box: np.ndarray | None = None,
 ) -> list[Path]:
-    """Render each (V, 3) frame of `frames` (n, V, 3) to out_dir/frame_XXXX.png; returns the paths."""
+    """Render each (V, 3) frame of `frames` (n, V, 3) to out_dir/frame_XXXX.png in a fresh scene,
+    through blender/preview.py (its camera, lights and render settings); returns the paths.
+    `vertex_region` (V,) indexes `region_names` (one material each); `frame_box` (m, 3) are the
+    points to frame (default: the face of the project's head, else every vertex of every frame)."""
     import bpy
-    from mathutils import Vector
 
-    frames = _to_blender(np.asarray(frames, np.float32))
+    from ..blender import head_look, preview, session
+
+    frames = _to_blender(np.asarray(frames, np.float32))  # (n, V, 3)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     bpy.ops.wm.read_factory_settings(use_empty=True)
     scene = bpy.context.scene
-    scene.render.engine = "CYCLES"
-    scene.cycles.device = "CPU"
-    scene.cycles.samples = samples
-    scene.cycles.use_denoising = True
-    scene.render.resolution_x = scene.render.resolution_y = size
-    scene.render.film_transparent = False
-    scene.render.image_settings.file_format = "PNG"
-    scene.view_settings.view_transform = "Standard"
-    world = bpy.data.worlds.new("world")
-    world.use_nodes = True
-    world.node_tree.nodes["Background"].inputs[0].default_value = (0.18, 0.2, 0.23, 1)
-    world.node_tree.nodes["Background"].inputs[1].default_value = 0.6
-    scene.world = world
-
-    mesh = bpy.data.meshes.new("face")
-    mesh.from_pydata(frames[0].tolist(), [], np.asarray(faces).tolist())
-    mesh.update()
-    mesh.polygons.foreach_set("use_smooth", [True] * len(mesh.polygons))
-    obj = bpy.data.objects.new("face", mesh)
-    scene.collection.objects.link(obj)
+    obj = session.mesh_object("face", frames[0], np.asarray(faces), scene.collection)
+    if head_look.project_head(len(frames[0]), faces) is not None:
+        head_look.close_neck(obj.data, up=2)
     region_of_vertex = np.zeros(len(frames[0]), int) if vertex_region is None else np.asarray(vertex_region, int)
-    for name in region_names:
-        material = bpy.data.materials.new(name)
-        material.use_nodes = True
-        bsdf = material.node_tree.nodes["Principled BSDF"]
-        bsdf.inputs["Base Color"].default_value = (*REGION_COLOURS.get(name, (0.6, 0.6, 0.6)), 1)
-        bsdf.inputs["Roughness"].default_value = 0.25 if name in ("eyes", "iris") else 0.55
-        if name in ("skin", "lips"):
-            bsdf.inputs["Subsurface Weight"].default_value = 0.15
-            bsdf.inputs["Subsurface Radius"].default_value = (0.1, 0.04, 0.02)
-            bsdf.inputs["Subsurface Scale"].default_value = 0.05
-        obj.data.materials.append(material)
-    face_region = region_of_vertex[np.asarray(faces)].max(axis=1)  # a face touching the lips is lips
-    mesh.polygons.foreach_set("material_index", face_region.tolist())
-
-    # Camera framing from the rest of the face: a box around all frames, looked at from the front.
-    box = frames.reshape(-1, 3) if frame_box is None else _to_blender(np.asarray(frame_box, np.float32))
-    lo, hi = box.min(0), box.max(0)
-    centre = (lo + hi) / 2
-    extent = float(max(hi[0] - lo[0], hi[2] - lo[2]))
-    camera_data = bpy.data.cameras.new("camera")
-    camera_data.lens = 85
-    camera = bpy.data.objects.new("camera", camera_data)
-    scene.collection.objects.link(camera)
-    scene.camera = camera
-    distance = extent * 85 / 36 * 1.2
-    yaw = np.radians(yaw_degrees)
-    eye = centre + distance * np.array([np.sin(yaw), -np.cos(yaw), 0.08])
-    camera.location = Vector(eye.tolist())
-    direction = Vector((centre - eye).tolist())
-    camera.rotation_euler = direction.to_track_quat("-Z", "Y").to_euler()
-
-    def light(name, kind, energy, location, size_=1.0):
-        data = bpy.data.lights.new(name, kind)
-        data.energy = energy
-        if kind == "AREA":
-            data.size = size_
-        obj_ = bpy.data.objects.new(name, data)
-        obj_.location = Vector(location)
-        d = Vector((centre - np.asarray(location)).tolist())
-        obj_.rotation_euler = d.to_track_quat("-Z", "Y").to_euler()
-        scene.collection.objects.link(obj_)
-
-    s = distance
-    light("key", "AREA", 9.0 * s * s, (centre + [0.7 * s, -0.9 * s, 0.6 * s]).tolist(), 0.6 * s)
-    light("fill", "AREA", 3.0 * s * s, (centre + [-0.9 * s, -0.6 * s, 0.1 * s]).tolist(), 0.8 * s)
-    light("rim", "AREA", 5.0 * s * s, (centre + [0.0, 0.9 * s, 0.8 * s]).tolist(), 0.6 * s)
-
+    head_look.set_region_materials(obj.data, region_of_vertex, tuple(region_names))
+    focus = preview.face_points(obj, frames) if frame_box is None else _to_blender(np.asarray(frame_box, np.float32))
     paths = []
-    for i, frame in enumerate(frames):
-        mesh.vertices.foreach_set("co", np.ascontiguousarray(frame, np.float32).ravel())
-        mesh.update()
-        path = out_dir / f"frame_{i:04d}.png"
-        scene.render.filepath = str(path)
-        bpy.ops.render.render(write_still=True)
-        paths.append(path)
+    with preview.stage(scene, obj, focus, size, samples, yaw_degrees=yaw_degrees) as render:
+        for i, frame in enumerate(frames):
+            obj.data.vertices.foreach_set("co", np.ascontiguousarray(frame, np.float32).ravel())
+            obj.data.update()
+            paths.append(render(out_dir / f"frame_{i:04d}.png"))
     return paths
 
 
@@ -192,10 +122,8 @@ def preview_clip(corpus_dir: Path, clip: str, out: Path, frames: int = 8, size: 
         raise PreviewError("mp4 preview needs ffmpeg on PATH (run scripts/install-speech-tools.sh), or write a .png")
     picks = np.linspace(0, len(sequence) - 1, min(frames, len(sequence))).round().astype(int) if suffix == ".png" else np.arange(len(sequence))
     with tempfile.TemporaryDirectory() as tmp:
-        box = sequence[0]
-        if info.get("template") == "ours":  # frame the face, not the neck below the pivot
-            box = box[box[:, 1] > info["pivot"][1]]
-        paths = render_frames(sequence[picks], faces, Path(tmp), region, names, size=size, samples=samples, frame_box=box)
+        # Framed like `bake --preview`: the project's head on its face (brows to chin), another topology whole.
+        paths = render_frames(sequence[picks], faces, Path(tmp), region, names, size=size, samples=samples)
         if suffix == ".png":
             return grid_image(paths, out, columns=min(len(paths), 4), labels=[f"{clip} frame {i}" for i in picks])
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -126,6 +126,7 @@ def run_demo(bundle: Path | None = None, out: Path = Path("out"), audio: Path | 
 
     started = time.perf_counter()
     baked = bake(Path(audio), Path(bundle), paths["blend"], fbx=paths["fbx"], abc=paths["abc"], preview=paths["preview"], device=device)
+    _add_face_camera(paths["blend"], baked.take.frame_start, baked.take.frame_end)
     baked.animation.save_npz(paths["npz"])
     print(f"wrote {paths['npz']} ({baked.animation.n_frames} frames)")
     heard = _emotions_heard(baked.animation, audio) if config.trained else ""
@@ -150,6 +151,19 @@ def run_demo(bundle: Path | None = None, out: Path = Path("out"), audio: Path | 
               file=sys.stderr)
     print(f"Next, your own voice: talking-head bake my_voice.wav --bundle {_show(bundle)} --blend {_show(out / 'my_voice.blend')}")
     return paths
+
+
+def _add_face_camera(blend: Path, frame_start: int, frame_end: int) -> None:
+    """Give demo.blend (a scene `bake` built) a camera framed on the face, so it renders as it is."""
+    import bpy
+
+    from ..blender.preview import frame_face, spread_frames
+
+    bpy.ops.wm.open_mainfile(filepath=str(blend.resolve()))
+    scene = bpy.context.scene
+    head = next(o for o in scene.objects if o.type == "MESH")  # bake adds one: the animated head
+    frame_face(scene, head, spread_frames(frame_start, frame_end))
+    bpy.ops.wm.save_mainfile(filepath=str(blend.resolve()), check_existing=False)
 
 
 def _emotions_heard(animation: Animation, audio: Path) -> str:

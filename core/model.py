@@ -4,12 +4,13 @@ Faces are handled as displacements from the template T, flattened to 3V numbers 
 Each generator runs three ways on the same weights:
 
 * `forward` (teacher forcing): all frames in parallel from ground-truth previous frames;
-* `generate_reference`: autoregressive, recomputing every window in vertex space (slow, the
-  plain reading of the paper, kept as the reference that tests compare against);
 * `generate`: autoregressive and incremental. Because nothing non-linear sits between a
   decoder's output layer (d -> 3V) and the next query's input layer (3V -> d), their product
   is a d x d matrix: the loop runs in the 128-d latent space with cached keys/values, and the
-  3V-sized faces are decoded once at the end in one matrix product.
+  3V-sized faces are decoded once at the end in one matrix product;
+* the naive reference, `generate_reference` in tests/reference_decoder.py: autoregressive,
+  recomputing every window in vertex space (slow, the plain reading of the paper, kept only
+  for the tests to compare `generate` against).
 """
 
 from __future__ import annotations
@@ -221,7 +222,7 @@ class TalkingHeadModel(nn.Module):
         n, e, h = self.neutral, self.emotion, self.head
         if self.cfg.single_stage:
             # No neutral targets to force with: Gn runs on its own outputs, as at inference.
-            run = self._run_neutral(context, subject, frames, incremental=True)
+            run = self._run_neutral(context, subject, frames)
             neutral = n.viseme_out(torch.cat(run.neutral_latent, dim=1))
         else:
             previous = target.neutral if e is not None else target.emotional
@@ -258,89 +259,55 @@ class TalkingHeadModel(nn.Module):
         progress: Progress | None = None,
     ) -> FaceMotion:
         """Autoregressive inference with cached keys/values (cost per frame bounded)."""
-        return self._generate(context, emotion, subject, noise, person, with_head, progress, incremental=True)
+        return self._generate(context, emotion, subject, noise, person, with_head, progress)
 
-    @torch.no_grad()
-    def generate_reference(
-        self,
-        context: torch.Tensor,
-        emotion: torch.Tensor,
-        subject: torch.Tensor,
-        noise: torch.Tensor | None = None,
-        person: torch.Tensor | None = None,
-        with_head: bool = True,
-    ) -> FaceMotion:
-        """The naive reading: every step recomputes its whole window in vertex space."""
-        return self._generate(context, emotion, subject, noise, person, with_head, None, incremental=False)
-
-    def _generate(self, context, emotion, subject, noise, person, with_head, progress, incremental) -> FaceMotion:
+    def _generate(self, context, emotion, subject, noise, person, with_head, progress) -> FaceMotion:
         frames = context.shape[1] // self.cfg.k
         stages = 1 + (self.emotion is not None) + (self.head is not None and with_head)
         tick = _ProgressCounter(progress, stages * frames)
-        run = self._run_neutral(context, subject, frames, incremental, tick)
+        run = self._run_neutral(context, subject, frames, tick)
         if self.emotion is not None:
-            run = self._run_emotion(run, emotion, self._person(subject, person), incremental, tick)
+            run = self._run_emotion(run, emotion, self._person(subject, person), tick)
         if self.head is not None and with_head:
             if noise is None:
                 noise = torch.randn(emotion.shape[0], emotion.shape[1], self.cfg.d_model, device=emotion.device)
-            run = self._run_head(run, emotion, noise, incremental, tick)
+            run = self._run_head(run, emotion, noise, tick)
         return run.motion(self)
 
-    def _run_neutral(self, context, subject, frames, incremental, tick=None) -> "_Run":
+    def _run_neutral(self, context, subject, frames, tick=None) -> "_Run":
         n = self.neutral
         memory = n.audio_in(context)
         base = n.subject_in(self._subject_onehot(subject)).unsqueeze(1)  # (B, 1, d)
         run = _Run(frames=frames, dtype=memory.dtype)
-        if incremental:
-            w, b = _through(n.face_in, n.viseme_out)
-            latents = run.neutral_latent
+        w, b = _through(n.face_in, n.viseme_out)
+        latents = run.neutral_latent
 
-            def query(t: int) -> torch.Tensor:
-                return base if t == 0 else base + F.linear(latents[t - 1], w, b)
+        def query(t: int) -> torch.Tensor:
+            return base if t == 0 else base + F.linear(latents[t - 1], w, b)
 
-            _decode_incremental(n.decoder, memory, frames, query, latents.append, self.cfg, tick)
-        else:
-            faces = run.neutral_face
-
-            def query(t: int) -> torch.Tensor:
-                return base if t == 0 else base + n.face_in(faces[t - 1])
-
-            _decode_reference(n.decoder, memory, frames, query, lambda h: faces.append(n.viseme_out(h)), self.cfg)
+        _decode_incremental(n.decoder, memory, frames, query, latents.append, self.cfg, tick)
         return run
 
-    def _run_emotion(self, run: "_Run", emotion, person, incremental, tick=None) -> "_Run":
+    def _run_emotion(self, run: "_Run", emotion, person, tick=None) -> "_Run":
         e, n = self.emotion, self.neutral
         memory = e.audio_in(emotion)
         p = person.unsqueeze(1)
-        if incremental:
-            hn, he = run.neutral_latent, run.emotion_latent
-            wn, bn = _through(e.neutral_in, n.viseme_out)
-            we_n, _ = _through(e.face_in, n.viseme_out)
-            we_e, _ = _through(e.face_in, e.expression_out)
-            be = _through(e.face_in, n.viseme_out, e.expression_out)[1]
+        hn, he = run.neutral_latent, run.emotion_latent
+        wn, bn = _through(e.neutral_in, n.viseme_out)
+        we_n, _ = _through(e.face_in, n.viseme_out)
+        we_e, _ = _through(e.face_in, e.expression_out)
+        be = _through(e.face_in, n.viseme_out, e.expression_out)[1]
 
-            def query(t: int) -> torch.Tensor:
-                q = F.linear(hn[t], wn, bn) + p
-                if t == 0:
-                    return q + e.face_in.bias  # ye_0 = T: W_e applied to a zero displacement
-                return q + F.linear(hn[t - 1], we_n) + F.linear(he[t - 1], we_e) + be
+        def query(t: int) -> torch.Tensor:
+            q = F.linear(hn[t], wn, bn) + p
+            if t == 0:
+                return q + e.face_in.bias  # ye_0 = T: W_e applied to a zero displacement
+            return q + F.linear(hn[t - 1], we_n) + F.linear(he[t - 1], we_e) + be
 
-            _decode_incremental(e.decoder, memory, run.frames, query, he.append, self.cfg, tick)
-        else:
-            neutral, faces = run.neutral_face, run.emotion_face
-            zero = torch.zeros_like(neutral[0])
-
-            def query(t: int) -> torch.Tensor:
-                previous = faces[t - 1] if t else zero
-                return e.neutral_in(neutral[t]) + e.face_in(previous) + p
-
-            def keep(h: torch.Tensor) -> None:
-                faces.append(neutral[len(faces)] + e.expression_out(h))
-
-            _decode_reference(e.decoder, memory, run.frames, query, keep, self.cfg)
+        _decode_incremental(e.decoder, memory, run.frames, query, he.append, self.cfg, tick)
         return run
 
-    def _run_head(self, run: "_Run", emotion, noise, incremental, tick=None) -> "_Run":
+    def _run_head(self, run: "_Run", emotion, noise, tick=None) -> "_Run":
         h, n, e = self.head, self.neutral, self.emotion
         memory = h.memory(emotion, noise)
         b = emotion.shape[0]
@@ -354,25 +321,17 @@ class TalkingHeadModel(nn.Module):
             rotation, translation = _decode_motion(motions[t - 1])
             return h.rotation_in(rotation.reshape(b, 1, 9)) + h.translation_in(translation)
 
-        if incremental:
-            hn, he = run.neutral_latent, run.emotion_latent
-            decoders = (n.viseme_out, e.expression_out) if e is not None else (n.viseme_out,)
-            wf_n = _through(h.face_in, n.viseme_out)[0]
-            bf = _through(h.face_in, *decoders)[1]
-            wf_e = _through(h.face_in, e.expression_out)[0] if e is not None else None
+        hn, he = run.neutral_latent, run.emotion_latent
+        decoders = (n.viseme_out, e.expression_out) if e is not None else (n.viseme_out,)
+        wf_n = _through(h.face_in, n.viseme_out)[0]
+        bf = _through(h.face_in, *decoders)[1]
+        wf_e = _through(h.face_in, e.expression_out)[0] if e is not None else None
 
-            def query(t: int) -> torch.Tensor:
-                q = F.linear(hn[t], wf_n, bf) + pose_query(t)
-                return q if wf_e is None else q + F.linear(he[t], wf_e)
+        def query(t: int) -> torch.Tensor:
+            q = F.linear(hn[t], wf_n, bf) + pose_query(t)
+            return q if wf_e is None else q + F.linear(he[t], wf_e)
 
-            _decode_incremental(h.decoder, memory, run.frames, query, lambda x: motions.append(h.motion_out(x)), self.cfg, tick)
-        else:
-            faces = run.emotion_face if e is not None else run.neutral_face
-
-            def query(t: int) -> torch.Tensor:
-                return h.face_in(faces[t]) + pose_query(t)
-
-            _decode_reference(h.decoder, memory, run.frames, query, lambda x: motions.append(h.motion_out(x)), self.cfg)
+        _decode_incremental(h.decoder, memory, run.frames, query, lambda x: motions.append(h.motion_out(x)), self.cfg, tick)
         return run
 
     def _identity_motion(self, faces: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -406,19 +365,14 @@ class _Run:
     def __post_init__(self) -> None:
         self.neutral_latent: list[torch.Tensor] = []
         self.emotion_latent: list[torch.Tensor] = []
-        self.neutral_face: list[torch.Tensor] = []
-        self.emotion_face: list[torch.Tensor] = []
         self.motion_raw: list[torch.Tensor] = []
 
     def motion(self, model: TalkingHeadModel) -> FaceMotion:
-        if self.neutral_latent:  # incremental: decode every face at once
-            neutral = model.neutral.viseme_out(torch.cat(self.neutral_latent, dim=1))
-            emotional = neutral
-            if self.emotion_latent:
-                emotional = neutral + model.emotion.expression_out(torch.cat(self.emotion_latent, dim=1))
-        else:
-            neutral = torch.cat(self.neutral_face, dim=1)
-            emotional = torch.cat(self.emotion_face, dim=1) if self.emotion_face else neutral
+        # every face decoded at once from the latents
+        neutral = model.neutral.viseme_out(torch.cat(self.neutral_latent, dim=1))
+        emotional = neutral
+        if self.emotion_latent:
+            emotional = neutral + model.emotion.expression_out(torch.cat(self.emotion_latent, dim=1))
         if self.motion_raw:
             rotation, translation = _decode_motion(torch.cat(self.motion_raw, dim=1))
         else:
@@ -439,11 +393,3 @@ def _decode_incremental(decoder: Decoder, memory, frames, query, keep, cfg: Mode
         keep(h)
         if tick:
             tick()
-
-
-def _decode_reference(decoder: Decoder, memory, frames, query, keep, cfg: ModelConfig) -> None:
-    """Frame by frame, recomputing the whole current window each step (no cache)."""
-    for t in range(frames):
-        start = window_start(t, cfg.max_frames, cfg.window_overlap)
-        queries = torch.cat([query(s) for s in range(start, t + 1)], dim=1)
-        keep(decoder(queries, memory, start)[:, -1:])

@@ -157,5 +157,9 @@ def test_alembic_clips_need_blenders_python_module(tmp_path, monkeypatch):
     clip.write_bytes(b"Ogawa")
     find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "bpy" else find_spec(name, *a))
+    from talking_head.app.clips import read_clip
+
     with pytest.raises(TuningError, match="needs Blender's Python module: pip install bpy"):
-        read_mesh_sequence(clip, 60)
+        read_clip(clip, 60)  # the command line's reader
+    with pytest.raises(TuningError, match="Alembic clips are read by `talking-head tune` or in Blender"):
+        read_mesh_sequence(clip, 60)  # core alone never starts Blender
