@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.errors import TalkingHeadError
+from ..core.geometry import Y_UP_TO_Z_UP
 
 class PreviewError(TalkingHeadError):
     """A preview that cannot be made (unknown clip, no ffmpeg for mp4, ...)."""
@@ -59,7 +60,7 @@ def render_frames(
 
 def _to_blender(points: np.ndarray) -> np.ndarray:
     """Corpus coordinates (y up, face looking along +z) -> Blender's (z up, face looking along -y)."""
-    return np.stack([points[..., 0], -points[..., 2], points[..., 1]], axis=-1)
+    return points @ Y_UP_TO_Z_UP.T
 
 
 def grid_image(paths: list[Path], out: Path, columns: int | None = None, labels: list[str] | None = None) -> Path:
