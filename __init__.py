@@ -9,10 +9,10 @@ The same folder is the Python package `talking_head`, in floors: `core/` animate
 
 def _classes() -> tuple:
     """Every Blender class the add-on registers, in registration order."""
-    from .operators import animate, dependencies, export, tuning
+    from .operators import animate, character, dependencies, export, tuning
     from .panels import sidebar
 
-    return (*animate.CLASSES, *tuning.CLASSES, *export.CLASSES, *dependencies.CLASSES, *sidebar.CLASSES)
+    return (*animate.CLASSES, *character.CLASSES, *tuning.CLASSES, *export.CLASSES, *dependencies.CLASSES, *sidebar.CLASSES)
 
 
 def register() -> None:

@@ -1,12 +1,15 @@
 """`talking-head bake`: the Animate button without a UI, through the bpy module.
 
-    talking-head bake AUDIO --bundle DIR --blend OUT.blend [--mesh MESH.ply] [--fbx OUT.fbx]
-                      [--abc OUT.abc] [--preview OUT.png] [--seed N] [--subject NAME]
-                      [--style STYLE.json] [--no-head]
+    talking-head bake AUDIO --bundle DIR --blend OUT.blend [--mesh MESH.ply [--landmarks FILE.json|biwi]]
+                      [--scene IN.blend --object NAME [--landmarks ...]] [--bone ARMATURE:BONE]
+                      [--take auto|arkit|shape-keys] [--fbx OUT.fbx] [--abc OUT.abc] [--preview OUT.png]
+                      [--seed N] [--subject NAME] [--style STYLE.json] [--no-head]
 
-It builds a scene (sound strip at frame 1, the template head or MESH), runs the same worker and
-writer as the panel, saves the .blend with the sound packed in (it plays with sound when
-opened), and optionally exports FBX / Alembic and renders a preview strip.
+It builds a scene (sound strip at frame 1, the template head or MESH), or opens the user's IN.blend
+(sound strip at its first frame, the take on its object NAME; IN.blend itself is never written),
+runs the same worker and writer as the panel, saves OUT.blend with the sound packed in (it plays
+with sound when opened), and optionally exports FBX / Alembic and renders a preview strip. With
+--landmarks the face gets the ARKit shape keys it lacks and the take is ARKit curves.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.animation import Animation
+from ..core.arkit import ARKIT_NAMES
 from ..core.audio import FACE_FPS
 from ..core.bundle_info import read_bundle_info
 from ..core.errors import AudioError, TalkingHeadError
@@ -28,7 +32,13 @@ def register(commands) -> None:
     bake.add_argument("audio", type=Path, help="sound file (WAV, FLAC, OGG, MP3, ...)")
     bake.add_argument("--bundle", required=True, type=Path, help="model bundle folder")
     bake.add_argument("--blend", required=True, type=Path, help="OUT.blend to write")
-    bake.add_argument("--mesh", type=Path, help="face mesh (.ply/.obj) in the template's topology (default: the template)")
+    bake.add_argument("--mesh", type=Path, help="face mesh (.ply/.obj), Y-up: the template's topology, or any with --landmarks")
+    bake.add_argument("--scene", type=Path, help="the user's IN.blend to animate an object of (never written)")
+    bake.add_argument("--object", default="", help="with --scene: the face mesh object's name")
+    bake.add_argument("--landmarks", help="FILE.json ({landmark: vertex index}) or 'biwi': build ARKit keys, write ARKit curves")
+    bake.add_argument("--bone", default="", help="ARMATURE:BONE that carries the head motion (instead of the face object)")
+    bake.add_argument("--take", choices=("auto", "arkit", "shape-keys"), default="auto",
+                      help="ARKit curves or per-vertex shape keys (auto: curves when the face has ARKit keys)")
     bake.add_argument("--fbx", type=Path, help="also export FBX (shape-key and object animation)")
     bake.add_argument("--abc", type=Path, help="also export Alembic (vertex positions per frame)")
     bake.add_argument("--preview", type=Path, help="also render a strip of frames (Cycles, CPU) into this PNG")
@@ -37,7 +47,7 @@ def register(commands) -> None:
     bake.add_argument("--style", type=Path, help="a tuned style (STYLE.json from `talking-head tune` or the panel)")
     bake.add_argument("--no-head", action="store_true", help="no head motion")
     bake.add_argument("--compact", action="store_true", help="a few PCA shape keys instead of one per frame")
-    bake.add_argument("--fps", type=float, default=float(FACE_FPS), help=f"scene frame rate (default {FACE_FPS}, the model's)")
+    bake.add_argument("--fps", type=float, help=f"scene frame rate (default: the --scene file's, else {FACE_FPS}, the model's)")
     bake.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     bake.set_defaults(run=run)
 
@@ -46,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
     bake(
         args.audio, args.bundle, args.blend, mesh=args.mesh, fbx=args.fbx, abc=args.abc, preview=args.preview,
         seed=args.seed, subject=args.subject, style=args.style, head=not args.no_head, compact=args.compact,
-        fps=args.fps, device=args.device,
+        fps=args.fps, device=args.device, scene_file=args.scene, object_name=args.object, landmarks=args.landmarks,
+        bone=args.bone, take=args.take,
     )
     return 0
 
@@ -72,33 +83,58 @@ def bake(
     style: Path | None = None,
     head: bool = True,
     compact: bool = False,
-    fps: float = FACE_FPS,
+    fps: float | None = None,
     device: str = "auto",
+    scene_file: Path | None = None,
+    object_name: str = "",
+    landmarks: str | None = None,
+    bone: str = "",
+    take: str = "auto",
 ) -> Baked:
-    """The Animate button in a fresh scene: build it, run the worker once, write and save."""
+    """The Animate button in a fresh scene (or the user's `scene_file`): build it, run the worker
+    once, write and save."""
     try:
         import bpy
     except ImportError:
         raise TalkingHeadError("`bake` needs Blender's Python module: pip install bpy (Python 3.11)") from None
 
     from .. import register as register_addon, unregister as unregister_addon
-    from ..blender import export, session, styles
+    from ..blender import character, export, session, styles
     from ..blender import preview as blender_preview
+    from ..core.character import read_landmarks
 
     if not audio.is_file():
         raise AudioError(f"audio file not found: {audio}")
-    bpy.ops.wm.read_factory_settings(use_empty=True)
+    marks = read_landmarks(landmarks) if landmarks else None
+    if scene_file is not None:
+        _check_scene_file(scene_file, blend, object_name, mesh)
+        bpy.ops.wm.open_mainfile(filepath=str(scene_file.resolve()), load_ui=False)
+    else:
+        bpy.ops.wm.read_factory_settings(use_empty=True)
     registered = not hasattr(bpy.types.Scene, "talking_head")
     if registered:
         register_addon()
     try:
         scene = bpy.context.scene
-        whole = round(fps)
-        scene.render.fps, scene.render.fps_base = whole, whole / fps
-        strip = session.add_sound_strip(scene, str(audio.resolve()), frame=1)
+        if fps is not None or scene_file is None:
+            fps = float(fps or FACE_FPS)
+            whole = round(fps)
+            scene.render.fps, scene.render.fps_base = whole, whole / fps
         settings = scene.talking_head
         settings.bundle_source, settings.bundle_folder = "FOLDER", str(bundle.resolve())
-        settings.target = session.add_head(scene.collection, str(bundle), str(mesh) if mesh else None)
+        if scene_file is not None:
+            settings.target = _scene_object(scene_file, object_name)
+        elif mesh is not None and marks is not None:  # any mesh: as read (Y-up), turned to Blender's Z-up
+            settings.target = session.add_mesh_file(scene.collection, mesh)
+        else:
+            settings.target = session.add_head(scene.collection, str(bundle), str(mesh) if mesh else None)
+        if marks is not None:
+            character.set_landmarks(settings.target, marks)
+            if len(character.arkit_channels(settings.target)) < len(ARKIT_NAMES):
+                character.add_arkit_shape_keys(settings.target)
+        settings.head_armature, settings.head_bone = _head_bone(bone)
+        settings.take = {"auto": "AUTO", "arkit": "ARKIT", "shape-keys": "SHAPE_KEYS"}[take]
+        strip = session.add_sound_strip(scene, str(audio.resolve()), frame=scene.frame_start if scene_file else 1)
         settings.strip = strip.name
         info = read_bundle_info(bundle.resolve())
         if subject:
@@ -113,7 +149,8 @@ def bake(
         request = session.prepare(scene, settings, speaking_style=subject if style else "")
         result = session.run(request)
         take = session.apply(scene, settings, request, result)
-        print(f"animated {take.n_shape_keys} shape keys over frames {take.frame_start}-{take.frame_end}")
+        what = "ARKit channel curves" if take.kind == "ARKIT" else "shape keys"
+        print(f"animated {take.n_shape_keys} {what} over frames {take.frame_start}-{take.frame_end}")
         strip.sound.pack()
         blend.parent.mkdir(parents=True, exist_ok=True)
         bpy.ops.wm.save_as_mainfile(filepath=str(blend.resolve()), check_existing=False)
@@ -130,3 +167,44 @@ def bake(
             unregister_addon()
     sys.stdout.flush()
     return Baked(take, result.animation)
+
+
+def _check_scene_file(scene_file: Path, blend: Path, object_name: str, mesh: Path | None) -> None:
+    if mesh is not None:
+        raise TalkingHeadError("give either --scene (a face in your .blend) or --mesh (a face mesh file), not both")
+    if not object_name:
+        raise TalkingHeadError("--scene needs --object NAME: the face mesh object to animate")
+    if not scene_file.is_file():
+        raise TalkingHeadError(f".blend file not found: {scene_file}")
+    if blend.resolve() == scene_file.resolve() or (blend.exists() and blend.samefile(scene_file)):
+        raise TalkingHeadError("--blend must name another file than --scene: the input .blend is never written")
+
+
+def _scene_object(scene_file: Path, name: str):
+    import bpy
+
+    from ..core.errors import MeshError
+
+    obj = bpy.data.objects.get(name)
+    if obj is None:
+        raise MeshError(f"{scene_file.name} has no object '{name}'")
+    if obj.type != "MESH":
+        raise MeshError(f"object '{name}' is not a mesh ({obj.type.lower()}): name the face mesh with --object")
+    return obj
+
+
+def _head_bone(spec: str):
+    """'ARMATURE:BONE' -> (armature object, bone name); '' -> (None, '')."""
+    import bpy
+
+    from ..blender.writer import BoneError
+
+    if not spec:
+        return None, ""
+    armature_name, _, bone = spec.partition(":")
+    armature = bpy.data.objects.get(armature_name)
+    if not bone or armature is None or armature.type != "ARMATURE":
+        raise BoneError(f"--bone {spec}: give ARMATURE:BONE, the name of an armature object and of its head bone")
+    if bone not in armature.data.bones:
+        raise BoneError(f"armature '{armature_name}' has no bone '{bone}'")
+    return armature, bone

@@ -17,6 +17,16 @@ def _is_mesh(self, obj: bpy.types.Object) -> bool:
     return obj.type == "MESH"
 
 
+def _is_armature(self, obj: bpy.types.Object) -> bool:
+    return obj.type == "ARMATURE"
+
+
+def _arkit_items() -> list:
+    from ..core.arkit import ARKIT_NAMES
+
+    return [(name, name, f"ARKit channel {name}") for name in ARKIT_NAMES]
+
+
 def _styles(self, context) -> list:
     """The Style chooser: the bundle's subjects and the style files listed for it (blender/styles.py)."""
     from . import styles
@@ -43,6 +53,41 @@ class TalkingHeadTuningClip(bpy.types.PropertyGroup):
     mesh: PointerProperty(
         name="Face", type=bpy.types.Object, poll=_is_mesh,
         description="The person's face, animated over the strip by shape keys or an Alembic cache (the template's topology)",
+    )
+
+
+class TalkingHeadChannel(bpy.types.PropertyGroup):
+    """One row of a character's channel mapping: an ARKit channel and the shape key it drives."""
+
+    channel: EnumProperty(name="Channel", items=_arkit_items(), description="ARKit channel")
+    shape_key: StringProperty(name="Shape Key", description="The mesh's shape key for this channel (empty: leave the channel out)")
+
+
+def _landmark_properties() -> dict:
+    from ..core.face_rig import LANDMARK_NAMES
+
+    return {
+        name: IntProperty(name=name.replace("_", " ").title(), default=-1, min=-1, description="Vertex index (-1: not set)")
+        for name in LANDMARK_NAMES
+    }
+
+
+# One vertex index per face landmark (core/face_rig.py LANDMARK_NAMES), on the mesh.
+TalkingHeadLandmarks = type("TalkingHeadLandmarks", (bpy.types.PropertyGroup,), {"__annotations__": _landmark_properties()})
+
+
+class TalkingHeadCharacter(bpy.types.PropertyGroup):
+    """What the add-on knows about a mesh (`Mesh.talking_head`): its landmarks and channel mapping."""
+
+    landmarks: PointerProperty(type=TalkingHeadLandmarks)
+    channels: CollectionProperty(type=TalkingHeadChannel, description="ARKit channel -> shape key, for other naming schemes")
+    channel_index: IntProperty(default=0, min=0)
+
+
+def _gain(label: str) -> FloatProperty:
+    return FloatProperty(
+        name=label, default=1.0, min=0.0, max=2.0, subtype="FACTOR",
+        description=f"Scales the {label.lower()} channels of ARKit curves (clipped to 0-1)",
     )
 
 
@@ -89,6 +134,25 @@ class TalkingHeadSettings(bpy.types.PropertyGroup):
     compact: BoolProperty(
         name="Compact", default=False, description="A few PCA shape keys with one weight curve each instead of one key per frame"
     )
+    take: EnumProperty(
+        name="Take",
+        items=[
+            ("AUTO", "Auto", "ARKit curves when the face has ARKit shape keys, else shape keys"),
+            ("ARKIT", "ARKit Curves", "One weight curve per ARKit shape key of the face (any mesh)"),
+            ("SHAPE_KEYS", "Shape Keys", "Per-vertex shape keys (the template's topology); Compact for a few PCA keys"),
+        ],
+        default="AUTO",
+    )
+    gain_jaw: _gain("Jaw")
+    gain_lips: _gain("Lips")
+    gain_smile: _gain("Smile/Frown")
+    gain_brows: _gain("Brows")
+    gain_eyes: _gain("Eyes")
+    head_armature: PointerProperty(
+        name="Armature", type=bpy.types.Object, poll=_is_armature,
+        description="Optional: put the head motion on a bone of this armature instead of the face object",
+    )
+    head_bone: StringProperty(name="Bone", description="The head bone that carries the head motion")
     # Set while a run is in progress (shown by the panel).
     running: BoolProperty(default=False, options={"SKIP_SAVE"})
     progress: FloatProperty(default=0.0, min=0.0, max=1.0, subtype="FACTOR", options={"SKIP_SAVE"})
@@ -116,16 +180,21 @@ class TalkingHeadPreferences(bpy.types.AddonPreferences):
         layout.prop(self, "python_path")
 
 
-CLASSES = (TalkingHeadStyleFile, TalkingHeadTuningClip, TalkingHeadSettings, TalkingHeadPreferences)
+CLASSES = (
+    TalkingHeadStyleFile, TalkingHeadTuningClip, TalkingHeadChannel, TalkingHeadLandmarks, TalkingHeadCharacter,
+    TalkingHeadSettings, TalkingHeadPreferences,
+)
 
 
 def register() -> None:
     for cls in CLASSES:
         bpy.utils.register_class(cls)
     bpy.types.Scene.talking_head = PointerProperty(type=TalkingHeadSettings)
+    bpy.types.Mesh.talking_head = PointerProperty(type=TalkingHeadCharacter)
 
 
 def unregister() -> None:
+    del bpy.types.Mesh.talking_head
     del bpy.types.Scene.talking_head
     for cls in reversed(CLASSES):
         bpy.utils.unregister_class(cls)

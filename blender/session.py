@@ -7,16 +7,18 @@ import shutil
 import sys
 import tempfile
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import bpy
 import numpy as np
 
+from ..core.character import ChannelMapError, GAIN_GROUPS, arkit_weights, template_fit
 from ..core.errors import AudioError, BundleError, TalkingHeadError
 from ..core.geometry import Y_UP_TO_Z_UP
 from ..core.tasks import AnimateTask
-from . import dependencies, styles, writer
+from . import character, dependencies, styles, writer
 from .choices import bundle_path, python_path
 from ..core.bundle_info import BundleInfo, demo_available, read_bundle_info
 from .worker_client import WorkerProcess, WorkerResult
@@ -33,6 +35,62 @@ class AnimateRequest:
     start: float
     # The worker's folder when a packed sound was written out for it (deleted with the worker).
     work_dir: Path | None = None
+    plan: TakePlan | None = None
+
+
+@dataclass
+class TakePlan:
+    """What kind of take the target gets: "ARKIT" curves on its ARKit shape keys (`channels`:
+    channel -> key) or per-vertex "SHAPE_KEYS"; and the head bone, when the head motion goes on one."""
+
+    kind: str
+    channels: dict = field(default_factory=dict)
+    head_bone: writer.HeadBone | None = None
+
+
+def plan_take(settings, info: BundleInfo) -> TakePlan:
+    """Check the target against the settings and the bundle; raises TalkingHeadError with nothing
+    changed. Take "AUTO" is ARKit curves when the face has ARKit shape keys, else shape keys."""
+    target = settings.target
+    if target is None or target.type != "MESH":
+        raise writer.MeshMismatchError("choose a mesh object as the target, or use 'Add template head'")
+    bone = None
+    if settings.head_motion and (settings.head_armature is not None or settings.head_bone):
+        bone = writer.HeadBone(settings.head_armature, settings.head_bone)
+        bone.check()
+    kind = settings.take
+    channels = character.arkit_channels(target) if kind != "SHAPE_KEYS" else {}
+    if kind == "AUTO":
+        kind = "ARKIT" if channels else "SHAPE_KEYS"
+    if kind == "ARKIT":
+        if not channels:
+            raise ChannelMapError(
+                f"'{target.name}' has no ARKit shape keys: use 'Add ARKit Shape Keys' (after setting its landmarks), "
+                "or map its keys under Channel Mapping")
+        from ..core.arkit import template_landmarks
+
+        template_landmarks(_template_vertices(str(info.path)), info.n_vertices)  # the bundle needs an ARKit basis
+    else:
+        writer.check_mesh(target, info.n_vertices)
+        template_fit(_template_vertices(str(info.path)), writer.rest_vertices(target), f"'{target.name}'")
+    return TakePlan(kind, channels, bone)
+
+
+def gains(settings) -> dict[str, float]:
+    """The ARKit curves' gain per channel group (core/character.py GAIN_GROUPS)."""
+    return {group: float(getattr(settings, f"gain_{group}")) for group in GAIN_GROUPS}
+
+
+@lru_cache(maxsize=4)
+def _template_vertices_cached(path: str, mtime: int) -> np.ndarray:
+    return read_bundle_info(path).template().vertices
+
+
+def _template_vertices(path: str) -> np.ndarray:
+    """The bundle's template vertices (V, 3), read once per file version (the panel draws often)."""
+    from ..core.bundle_info import TEMPLATE
+
+    return _template_vertices_cached(path, (Path(path) / TEMPLATE).stat().st_mtime_ns)
 
 
 def sound_strips(scene: bpy.types.Scene) -> list:
@@ -127,6 +185,17 @@ def add_head(collection, bundle: str, mesh_file: str | None = None, name: str = 
     return obj
 
 
+def add_mesh_file(collection, path, name: str | None = None) -> bpy.types.Object:
+    """Any face mesh file (.ply/.obj, Y-up) as a new object, as it is, turned to Blender's Z-up."""
+    from ..core.mesh_io import read_mesh
+
+    mesh = read_mesh(path)
+    obj = mesh_object(name or Path(path).stem, mesh.vertices, mesh.faces, collection)
+    obj.rotation_mode = "XYZ"
+    obj.matrix_basis = _matrix(Y_UP_TO_Z_UP, np.zeros(3))
+    return obj
+
+
 def chosen_bundle(settings) -> BundleInfo:
     """The model bundle the settings name; raises BundleError when there is none."""
     bundle = bundle_path(settings)
@@ -141,7 +210,7 @@ def prepare(scene: bpy.types.Scene, settings, speaking_style: str = "") -> Anima
     """Check everything a user can get wrong before starting the worker; raises TalkingHeadError.
     `speaking_style` (a subject) overrides a chosen style's own speaking style (`bake --subject`)."""
     info = chosen_bundle(settings)
-    writer.check_mesh(settings.target, info.n_vertices)
+    plan = plan_take(settings, info)
     strip = find_strip(scene, settings.strip)
     first = styles.style_choice(settings.subject, info, speaking_style)
     second = styles.style_choice(settings.second_style, info) if settings.blend_styles else None
@@ -164,7 +233,7 @@ def prepare(scene: bpy.types.Scene, settings, speaking_style: str = "") -> Anima
         with_head=bool(settings.head_motion),
         device=settings.device,
     )
-    return AnimateRequest(task, python, paths, settings.target, float(_strip_start(strip)), work_dir)
+    return AnimateRequest(task, python, paths, settings.target, float(_strip_start(strip)), work_dir, plan)
 
 
 def start(request: AnimateRequest) -> WorkerProcess:
@@ -174,6 +243,22 @@ def start(request: AnimateRequest) -> WorkerProcess:
 
 def apply(scene: bpy.types.Scene, settings, request: AnimateRequest, result: WorkerResult) -> writer.TakeInfo:
     """Write a finished run onto its target (the only step that changes the scene)."""
+    plan = request.plan or TakePlan("SHAPE_KEYS")
+    if plan.kind == "ARKIT":
+        animation = result.animation
+        return writer.write_arkit_take(
+            request.target,
+            arkit_weights(animation, result.template, animation.faces),
+            character.arkit_channels(request.target),
+            animation,
+            character.template_to_mesh(request.target, result.template),
+            scene,
+            request.start,
+            gains=gains(settings),
+            head_amplitude=settings.head_amplitude,
+            head_motion=bool(settings.head_motion),
+            head_bone=plan.head_bone,
+        )
     return writer.write_take(
         request.target,
         result.animation,
@@ -183,6 +268,7 @@ def apply(scene: bpy.types.Scene, settings, request: AnimateRequest, result: Wor
         head_amplitude=settings.head_amplitude,
         head_motion=bool(settings.head_motion),
         compact=bool(settings.compact),
+        head_bone=plan.head_bone,
     )
 
 

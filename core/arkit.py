@@ -272,6 +272,38 @@ def template_arkit_shapes(vertices: np.ndarray, faces: np.ndarray, config_landma
 
 # --- animation -> weights -------------------------------------------------------------------------
 
+# The orthonormal DCT-II and its inverse along axis 0, with numpy's FFT (Makhoul's reordering):
+# Blender's own Python, which reads takes and builds shape keys, has numpy but no scipy.
+
+
+def _frame_index(n: int, ndim: int) -> np.ndarray:
+    return np.arange(n).reshape((-1,) + (1,) * (ndim - 1))
+
+
+def dct_ortho(x: np.ndarray) -> np.ndarray:
+    """Orthonormal DCT-II of x along its first axis (scipy.fft.dct(x, 2, axis=0, norm="ortho"))."""
+    n = x.shape[0]
+    v = np.concatenate([x[::2], x[1::2][::-1]], axis=0)
+    k = _frame_index(n, x.ndim)
+    out = np.real(np.fft.fft(v, axis=0) * np.exp(-1j * np.pi * k / (2 * n))) * np.sqrt(2.0 / n)
+    out[0] /= np.sqrt(2.0)
+    return out
+
+
+def idct_ortho(coefficients: np.ndarray) -> np.ndarray:
+    """The inverse of `dct_ortho` (the orthonormal DCT-III) along the first axis."""
+    n = coefficients.shape[0]
+    k = _frame_index(n, coefficients.ndim)
+    real = coefficients * np.sqrt(n / 2.0)
+    real[0] = coefficients[0] * np.sqrt(n)
+    # For a real signal, Im(U_k) = -Re(U_{n-k}) where U = FFT(v) e^{-i pi k / 2n}.
+    mirror = np.concatenate([np.zeros_like(real[:1]), real[1:][::-1]], axis=0)
+    v = np.real(np.fft.ifft((real - 1j * mirror) * np.exp(1j * np.pi * k / (2 * n)), axis=0))
+    x = np.empty_like(v)
+    half = (n + 1) // 2
+    x[::2], x[1::2] = v[:half], v[half:][::-1]
+    return x
+
 class ArkitSolver:
     """Per-frame displacements from rest (N, V, 3) -> ARKit weights (N, 52) in [0, 1].
 
@@ -314,16 +346,13 @@ class ArkitSolver:
 
     def _solver(self, eig, n: int):
         """target (N, K) -> W solving (M + lam L) W = target, for M = V diag(values) V^T."""
-        from scipy.fft import dct, idct
-
         values, vectors = eig
         if self.lam == 0.0 or n == 1:
             inverse = 1.0 / np.maximum(values, 1e-12 * values.max())
             return lambda target: ((target @ vectors) * inverse) @ vectors.T
         mu = 2.0 - 2.0 * np.cos(np.pi * np.arange(n) / n)  # path Laplacian eigenvalues (DCT-II)
         inverse = 1.0 / np.maximum(values[None, :] + self.lam * mu[:, None], 1e-12 * values.max())
-        return lambda target: idct(dct(target @ vectors, type=2, axis=0, norm="ortho") * inverse,
-                                   type=2, axis=0, norm="ortho") @ vectors.T
+        return lambda target: idct_ortho(dct_ortho(target @ vectors) * inverse) @ vectors.T
 
     def solve(self, displacements: np.ndarray) -> np.ndarray:
         """(N, V, 3) displacements from the rest pose -> (N, 52) float32 weights in [0, 1]."""

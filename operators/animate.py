@@ -15,7 +15,7 @@ def _settings(context):
 
 
 class WorkerOperator:
-    """Runs a job in the worker process. `execute` waits for it (scripts, tests, `bpy.ops`);
+    """Runs a task in the worker process. `execute` waits for it (scripts, tests, `bpy.ops`);
     `invoke` runs it in the background with progress in the panel and status bar, and Esc
     cancels it (the scene stays unchanged). Subclasses say how to prepare, start and apply."""
 

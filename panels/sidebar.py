@@ -36,7 +36,9 @@ class TALKINGHEAD_PT_main(bpy.types.Panel):
                 from ..core.bundle_info import read_bundle_info
 
                 info = read_bundle_info(session.bundle_path(settings))
-                writer.check_mesh(target, info.n_vertices)
+                plan = session.plan_take(settings, info)
+                if plan.kind == "ARKIT":
+                    col.label(text=f"ARKit curves: {len(plan.channels)} channels", icon="SHAPEKEY_DATA")
             except Exception as exc:
                 for index, line in enumerate(_wrap(session.report_message(exc, console=False))):
                     col.label(text=line, icon="ERROR" if index == 0 else "BLANK1")
@@ -67,11 +69,18 @@ class TALKINGHEAD_PT_main(bpy.types.Panel):
         sub = col.row(align=True)
         sub.active = settings.head_motion
         sub.prop(settings, "head_amplitude")
+        sub = col.row(align=True)
+        sub.active = settings.head_motion
+        sub.prop(settings, "head_armature", text="Bone", icon="ARMATURE_DATA")
+        if settings.head_armature is not None:
+            sub.prop_search(settings, "head_bone", settings.head_armature.data, "bones", text="")
         row = col.row(align=True)
         row.prop(settings, "seed")
         row.operator("talking_head.new_variation", text="", icon="FILE_REFRESH")
         col.prop(settings, "device")
-        col.prop(settings, "compact")
+        col.prop(settings, "take")
+        if settings.take != "ARKIT":
+            col.prop(settings, "compact")
 
         if settings.running:
             layout.progress(factor=settings.progress, text=f"{settings.status} (Esc cancels)")
@@ -82,6 +91,61 @@ class TALKINGHEAD_PT_main(bpy.types.Panel):
             row.operator("talking_head.animate", icon="PLAY")
         if writer.has_take(target):
             layout.operator("talking_head.remove_take", icon="TRASH")
+
+
+class TALKINGHEAD_UL_channels(bpy.types.UIList):
+    """Channel mapping rows: an ARKit channel and the face's shape key it drives."""
+
+    def draw_item(self, context, layout, data, item, icon, active_data, active_propname, index=0, flt_flag=0) -> None:
+        row = layout.row(align=True)
+        row.prop(item, "channel", text="")
+        mesh = data.id_data
+        if mesh.shape_keys is not None:
+            row.prop_search(item, "shape_key", mesh.shape_keys, "key_blocks", text="")
+        else:
+            row.prop(item, "shape_key", text="")
+
+
+class TALKINGHEAD_PT_character(bpy.types.Panel):
+    bl_label = "Character"
+    bl_idname = "TALKINGHEAD_PT_character"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "Talking Head"
+    bl_parent_id = "TALKINGHEAD_PT_main"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context) -> None:
+        from ..core.face_rig import LANDMARK_NAMES
+
+        layout = self.layout
+        settings = context.scene.talking_head
+        target = settings.target
+        if target is None or target.type != "MESH":
+            layout.label(text="Choose a Face mesh first", icon="INFO")
+            return
+        props = target.data.talking_head
+        col = layout.column(align=True)
+        col.label(text="Landmarks (one vertex each, Edit Mode)")
+        for name in LANDMARK_NAMES:
+            row = col.row(align=True)
+            row.prop(props.landmarks, name)
+            row.operator("talking_head.set_landmark", text="Set").name = name
+        row = layout.row(align=True)
+        row.operator("talking_head.biwi_landmarks", icon="PRESET")
+        row.operator("talking_head.add_arkit_keys", icon="SHAPEKEY_DATA")
+
+        layout.label(text="Channel Mapping (other key names)")
+        row = layout.row()
+        row.template_list("TALKINGHEAD_UL_channels", "", props, "channels", props, "channel_index", rows=3)
+        buttons = row.column(align=True)
+        buttons.operator("talking_head.channel_add", text="", icon="ADD")
+        buttons.operator("talking_head.channel_remove", text="", icon="REMOVE")
+
+        col = layout.column(align=True)
+        col.label(text="ARKit Gains")
+        for group in ("jaw", "lips", "smile", "brows", "eyes"):
+            col.prop(settings, f"gain_{group}", slider=True)
 
 
 class TALKINGHEAD_UL_tuning_clips(bpy.types.UIList):
@@ -152,4 +216,4 @@ def _wrap(text: str, width: int = 42) -> list[str]:
     return lines + ([line] if line else [])
 
 
-CLASSES = (TALKINGHEAD_PT_main, TALKINGHEAD_UL_tuning_clips, TALKINGHEAD_PT_tuning, TALKINGHEAD_PT_export)
+CLASSES = (TALKINGHEAD_PT_main, TALKINGHEAD_UL_channels, TALKINGHEAD_PT_character, TALKINGHEAD_UL_tuning_clips, TALKINGHEAD_PT_tuning, TALKINGHEAD_PT_export)

@@ -218,3 +218,39 @@ def test_core_stays_plain():
             "bad = [m for m in sys.modules if m.split('.')[0] in ('bpy', 'torch') or m.startswith("
             "('talking_head.training', 'talking_head.app', 'talking_head.blender'))]; print(bad); assert not bad")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_numpy_dct_matches_scipy_so_blender_needs_no_scipy():
+    from scipy.fft import dct, idct
+
+    from talking_head.core.arkit import dct_ortho, idct_ortho
+
+    rng = np.random.default_rng(5)
+    for n in (1, 2, 7, 250, 251):
+        x = rng.standard_normal((n, 4))
+        np.testing.assert_allclose(dct_ortho(x), dct(x, type=2, axis=0, norm="ortho"), atol=1e-12)
+        np.testing.assert_allclose(idct_ortho(x), idct(x, type=2, axis=0, norm="ortho"), atol=1e-12)
+        np.testing.assert_allclose(idct_ortho(dct_ortho(x)), x, atol=1e-12)
+
+
+def test_what_blender_runs_needs_neither_scipy_nor_torch():
+    """Blender's own Python has numpy only: the ARKit basis, the solve and the character code
+    that the Blender layer calls must import and run without scipy and torch."""
+    code = (
+        "import sys\n"
+        "sys.modules['scipy'] = None\n"
+        "sys.modules['torch'] = None\n"
+        "import numpy as np\n"
+        "from talking_head.core import animation, bundle_info, character, geometry, style, tasks\n"
+        "from talking_head.core.arkit import ArkitSolver, arkit_shapes\n"
+        "from talking_head.core.template_head import load_template_head\n"
+        "head = load_template_head()\n"
+        "shapes = arkit_shapes(head.vertices, head.faces, head.landmarks, head.vertex_region)\n"
+        "w = np.random.default_rng(0).uniform(0, 1, (30, 52))\n"
+        "w[:, [i for i in range(52) if not shapes[i].any()]] = 0\n"
+        "solved = ArkitSolver(shapes, smoothness=0).solve(ArkitSolver(shapes).reconstruct(w))\n"
+        "print(float(abs(solved - w).max()))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert float(done.stdout.strip().splitlines()[-1]) < 1e-3
