@@ -39,13 +39,17 @@ def render_strip(
     size: int = 384,
     samples: int = 8,
     scene: bpy.types.Scene | None = None,
+    focus_vertices: list[int] | None = None,
 ) -> Path:
     """Render `frames` of `obj` (size x size each, the camera on its face) and write them side by
-    side into `out` (PNG). The scene is left as it was."""
+    side into `out` (PNG). `focus_vertices`: the vertices to frame (e.g. a character's brow, lip
+    and chin landmarks); by default the project head's face, or the whole mesh. The scene is left
+    as it was."""
     scene = scene or bpy.context.scene
     out = Path(out).with_suffix(".png")
     out.parent.mkdir(parents=True, exist_ok=True)
-    focus = face_points(obj, _world_vertices(scene, obj, frames))
+    world = _world_vertices(scene, obj, frames)
+    focus = world[:, focus_vertices].reshape(-1, 3) if focus_vertices else face_points(obj, world)
     tiles = []  # (size, size, 4) each, bottom row first as Blender stores images
     current = scene.frame_current
     try:
