@@ -163,7 +163,12 @@ def _add_face_camera(blend: Path, frame_start: int, frame_end: int) -> None:
     scene = bpy.context.scene
     head = next(o for o in scene.objects if o.type == "MESH")  # bake adds one: the animated head
     frame_face(scene, head, spread_frames(frame_start, frame_end))
-    bpy.ops.wm.save_mainfile(filepath=str(blend.resolve()), check_existing=False)
+    versions = bpy.context.preferences.filepaths.save_version
+    bpy.context.preferences.filepaths.save_version = 0  # overwrite in place: no demo.blend1 backup beside it
+    try:
+        bpy.ops.wm.save_mainfile(filepath=str(blend.resolve()), check_existing=False)
+    finally:
+        bpy.context.preferences.filepaths.save_version = versions
 
 
 def _emotions_heard(animation: Animation, audio: Path) -> str:

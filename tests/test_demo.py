@@ -77,6 +77,7 @@ def test_demo_writes_the_take_the_arrays_and_a_preview(tmp_path, tiny_bundle_dir
     printed = capsys.readouterr()
     for name in ("demo.blend", "demo.fbx", "demo.abc", "demo.npz", "preview.png"):
         assert (out / name).stat().st_size > 0 and name in printed.out
+    assert sorted(p.name for p in out.iterdir()) == sorted(demo.OUTPUT_NAMES.values())  # nothing else (no demo.blend1)
     assert "talking-head bake my_voice.wav --bundle" in printed.out
     assert "UNTRAINED" in printed.err
 
