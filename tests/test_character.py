@@ -486,3 +486,19 @@ def test_bake_a_mesh_file_with_landmarks(data, tmp_path):
     face = [o for o in bpy.data.objects if o.type == "MESH"][0]
     assert json.loads(face[writer.TAKE_PROPERTY])["kind"] == "ARKIT" and len(face.data.shape_keys.key_blocks) == 53
     bpy.ops.wm.read_factory_settings(use_empty=True)
+
+
+def test_another_person_in_the_template_topology_is_accepted_a_sphere_is_not():
+    """The shape check refuses what is not a face of this topology, not a different face: the
+    template with every identity parameter of the rig 20% off still fits."""
+    from talking_head.core.character import template_fit
+    from talking_head.core.face_rig import IDENTITY_PARAMETERS, FaceRig
+    from talking_head.core.template_head import load_template_head
+
+    head = load_template_head()
+    person = head.vertices + FaceRig(head.vertices, head.faces, head.landmarks).identity_offset({n: 0.2 for n in IDENTITY_PARAMETERS})
+    turned = 0.16 * person @ np.array([[0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [-1.0, 0.0, 0.0]]).T  # metres, turned 90 degrees
+    fit = template_fit(head.vertices, turned)
+    assert abs(fit.scale / 0.16 - 1) < 0.1  # the person is up to 20% larger in places
+    with pytest.raises(TemplateShapeError):
+        template_fit(head.vertices, sphere_mesh(len(head.vertices)).vertices)
