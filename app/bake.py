@@ -24,6 +24,8 @@ from ..core.arkit import ARKIT_NAMES
 from ..core.audio import FACE_FPS
 from ..core.bundle_info import read_bundle_info
 from ..core.errors import AudioError, TalkingHeadError
+from ..core.outputs import check_output_file
+from . import checks
 
 
 def register(commands) -> None:
@@ -42,13 +44,13 @@ def register(commands) -> None:
     bake.add_argument("--fbx", type=Path, help="also export FBX (shape-key and object animation)")
     bake.add_argument("--abc", type=Path, help="also export Alembic (vertex positions per frame)")
     bake.add_argument("--preview", type=Path, help="also render a strip of frames (Cycles, CPU) into this PNG")
-    bake.add_argument("--seed", type=int, default=0, help="head-motion variation (same seed, same motion)")
+    bake.add_argument("--seed", type=checks.seed, default=0, help=f"head-motion variation, 0 to {checks.SEED_MAX} (same seed, same motion)")
     bake.add_argument("--subject", default="", help="speaking style: a subject of the bundle (default: its first)")
     bake.add_argument("--style", type=Path, help="a tuned style (STYLE.json from `talking-head tune` or the panel)")
     bake.add_argument("--no-head", action="store_true", help="no head motion")
     bake.add_argument("--compact", action="store_true", help="a few PCA shape keys instead of one per frame")
-    bake.add_argument("--fps", type=float, help=f"scene frame rate (default: the --scene file's, else {FACE_FPS}, the model's)")
-    bake.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    bake.add_argument("--fps", type=checks.fps, help=f"scene frame rate, 1 to 1000 (default: the --scene file's, else {FACE_FPS}, the model's)")
+    bake.add_argument("--device", type=checks.device, choices=checks.DEVICES, default="auto", help="auto (CUDA when present), cpu or cuda")
     bake.set_defaults(run=run)
 
 
@@ -93,6 +95,9 @@ def bake(
 ) -> Baked:
     """The Animate button in a fresh scene (or the user's `scene_file`): build it, run the worker
     once, write and save."""
+    inputs = [("audio file", audio), ("--scene file", scene_file), ("--mesh file", mesh), ("--style file", style),
+              ("--landmarks file", None if landmarks == "biwi" else landmarks)]
+    check_bake_outputs({"--blend": blend, "--fbx": fbx, "--abc": abc, "--preview": preview}, inputs)
     try:
         import bpy
     except ImportError:
@@ -167,6 +172,17 @@ def bake(
             unregister_addon()
     sys.stdout.flush()
     return Baked(take, result.animation)
+
+
+OUTPUT_SUFFIXES = {"--blend": ".blend", "--fbx": ".fbx", "--abc": ".abc", "--preview": ".png"}
+
+
+def check_bake_outputs(outputs: dict[str, Path | None], inputs: list[tuple[str, Path | str | None]]) -> None:
+    """Before Blender starts: each output ({option: path}) has its suffix, is none of the inputs
+    ((what, path) pairs) and goes into a folder that can be written (core/outputs.py)."""
+    for option, path in outputs.items():
+        if path is not None:
+            check_output_file(path, (OUTPUT_SUFFIXES[option],), option, inputs)
 
 
 def _check_scene_file(scene_file: Path, blend: Path, object_name: str, mesh: Path | None) -> None:

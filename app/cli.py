@@ -8,13 +8,14 @@ from pathlib import Path
 
 from ..core.config import VARIANTS
 from ..core.errors import TalkingHeadError
+from . import checks
 
 # Show a progress bar only when a clip is at least this long (frames at 25 fps).
 PROGRESS_MIN_FRAMES = 250
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="talking-head", description="Animate a 3D face from a sound file.")
+    parser = checks.Parser(prog="talking-head", description="Animate a 3D face from a sound file.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     bundle = commands.add_parser("bundle", help="write model bundles")
@@ -40,10 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
     animate.add_argument("--subject", help="speaking style: a subject of the bundle (default: its first)")
     animate.add_argument("--style", type=Path, help="a tuned style (STYLE.json from `talking-head tune`)")
     animate.add_argument("--blend-with", metavar="SUBJECT_OR_STYLE", help="mix a second style in: a subject name or a STYLE.json")
-    animate.add_argument("--blend-weight", type=float, default=0.5, metavar="W", help="with --blend-with: p = W p(first) + (1 - W) p(second) (default 0.5)")
-    animate.add_argument("--seed", type=int, default=0, help="head-motion variation (same seed, same motion)")
+    animate.add_argument("--blend-weight", type=checks.weight, default=0.5, metavar="W", help="with --blend-with: p = W p(first) + (1 - W) p(second) (default 0.5)")
+    animate.add_argument("--seed", type=checks.seed, default=0, help=f"head-motion variation, 0 to {checks.SEED_MAX} (same seed, same motion)")
     animate.add_argument("--no-head", action="store_true", help="no head motion")
-    animate.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    animate.add_argument("--device", type=checks.device, choices=checks.DEVICES, default="auto", help="auto (CUDA when present), cpu or cuda")
     animate.add_argument("--precision", choices=("fp32", "bf16"), default="fp32", help="encoder precision (bf16: about 2x faster on recent CPUs)")
     animate.add_argument("--mesh-format", choices=("ply", "obj"), default="ply", help="per-frame meshes in a folder")
     animate.set_defaults(run=_run_animate)
@@ -60,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--mode", choices=("convex", "direct"), default="convex")
     tune.add_argument("--evaluate", type=int, default=None, metavar="N", help="with --data: measure error_before/after on N other clips (default all; 0 skips)")
     tune.add_argument("--speaking-style", help="bundle subject whose Gn speaking style the person uses (default: the one that animates the clips best)")
-    tune.add_argument("--device", default="auto")
+    tune.add_argument("--device", type=checks.device, choices=checks.DEVICES, default="auto")
     tune.set_defaults(run=_run_tune)
 
     train = commands.add_parser("train", help="train a bundle on a BIWI-layout corpus")
@@ -75,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--emotion-encoder", default=None, help="folder or hub id of a wav2vec2 emotion classifier")
     train.add_argument("--template", type=Path, help="template mesh with the corpus topology (default: DATA/template.ply)")
     train.add_argument("--cache", type=Path, help="feature cache folder (default: DATA/.cache)")
-    train.add_argument("--device", default="auto")
+    train.add_argument("--device", type=checks.device, choices=checks.DEVICES, default="auto")
     train.set_defaults(run=_run_train)
 
     evaluate = commands.add_parser("evaluate", help="metrics of a bundle on a corpus: JSON, Markdown and figures")
@@ -104,8 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)  # a bad option: checks.UsageError, one line
         return args.run(args) or 0
     except TalkingHeadError as exc:
         print(f"talking-head: error: {exc}", file=sys.stderr)
@@ -133,6 +134,11 @@ def _run_bundle_pack(args: argparse.Namespace) -> int:
 
 
 def _run_animate(args: argparse.Namespace) -> int:
+    from ..core.outputs import FrameFiles, check_animate_out
+
+    kind = check_animate_out(args.out, args.audio)  # before the model loads: a bad --out costs a moment
+    earlier = FrameFiles.of(args.out, args.mesh_format).existing() if kind in ("meshes", "folder") else []
+
     from ..core.pipeline import animate_task
     from ..core.tasks import AnimateTask, StyleChoice
 
@@ -151,20 +157,20 @@ def _run_animate(args: argparse.Namespace) -> int:
         animation, animator = animate_task(task, progress=bar)
     bundle = animator.bundle
     out: Path = args.out
-    if out.suffix.lower() == ".csv":
+    if kind == "csv":
         from ..core.live_link import write_live_link_csv
 
         if animation.arkit_weights is None:
             raise TalkingHeadError(f"no ARKit channels for a Live Link CSV: {animator.arkit_problem}")
         write_live_link_csv(out, animation.arkit_weights, animation.fps, animation.rotation)
         print(f"wrote {animation.n_frames} frames of 52 ARKit channels and head rotation to {out}")
-    elif out.suffix.lower() == ".npz":
-        out.parent.mkdir(parents=True, exist_ok=True)
+    elif kind == "npz":
         animation.save_npz(out)
         print(f"wrote {animation.n_frames} frames to {out}")
     else:
         paths = animation.write_frames(out, args.mesh_format)
-        print(f"wrote {len(paths)} meshes ({paths[0].name} ... {paths[-1].name}) to {paths[0].parent}")
+        replaced = f"; replaced an earlier take of {len(earlier)} frames" if earlier else ""
+        print(f"wrote {len(paths)} meshes ({paths[0].name} ... {paths[-1].name}) to {paths[0].parent}{replaced}")
     if not bundle.config.trained:
         print("note: this bundle is UNTRAINED (random weights); its motion is meaningless", file=sys.stderr)
     return 0
@@ -174,9 +180,12 @@ def _run_tune(args: argparse.Namespace) -> int:
     from ..core.bundle import ModelBundle
     from ..core.device import resolve_device
     from ..core.pipeline import Animator
+    from ..core.outputs import atomic_path, check_output_file
     from ..core.tuning import TuningClip, TuningError, tune_style
     from .clips import read_clip
 
+    inputs = [("bundle's config.json", args.bundle / "config.json")] + [("clip file", path) for clip in args.clip or () for path in clip]
+    check_output_file(args.out, (".json",), "--out", inputs)  # before the bundle loads
     device = resolve_device(args.device)
     bundle = ModelBundle.load(args.bundle, device)
     v = bundle.config.n_vertices
@@ -204,8 +213,8 @@ def _run_tune(args: argparse.Namespace) -> int:
     with _ProgressBar(stage="tuning", min_total=0) as bar:
         style = tune_style(animator, clips, evaluation, args.name or args.out.stem, args.mode, args.speaking_style,
                            progress=lambda done, total: bar("tuning", done, total))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    style.save(args.out)
+    with atomic_path(args.out) as temporary:
+        style.save(temporary)
     summary = ""
     if style.error_before is not None:
         change = 100 * (1 - style.error_after / style.error_before)

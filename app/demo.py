@@ -24,6 +24,8 @@ from ..core.bundle_info import DEMO_BUNDLE  # torch- and bpy-free: the package's
 from ..core.animation import Animation
 from ..core.config import ModelConfig
 from ..core.errors import AudioError, BundleError, TalkingHeadError
+from ..core.outputs import check_writable_folder
+from . import checks
 
 SAMPLE_AUDIO = Path(__file__).resolve().parents[1] / "samples" / "demo_speech.wav"
 OUTPUT_NAMES = {"blend": "demo.blend", "fbx": "demo.fbx", "abc": "demo.abc", "npz": "demo.npz", "preview": "preview.png"}
@@ -117,6 +119,7 @@ def run_demo(bundle: Path | None = None, out: Path = Path("out"), audio: Path | 
     from ..core.audio import SAMPLE_RATE, load_audio
     from .bake import bake
 
+    check_writable_folder(out, "--out")  # before anything runs
     bundle = bundle or DEMO_BUNDLE
     config = check_bundle(bundle)
     audio = audio or SAMPLE_AUDIO
@@ -267,7 +270,7 @@ def register(commands) -> None:
     demo.add_argument("--bundle", type=Path, help="model bundle folder (default: the package's weights/demo)")
     demo.add_argument("--out", type=Path, default=Path("out"), help="folder for the outputs (default: ./out)")
     demo.add_argument("--audio", type=Path, help="sound file (default: samples/demo_speech.wav)")
-    demo.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    demo.add_argument("--device", type=checks.device, choices=checks.DEVICES, default="auto", help="auto (CUDA when present), cpu or cuda")
     demo.set_defaults(run=_run_demo)
 
     speech = commands.add_parser("demo-speech", help="re-synthesise the sample clip (needs the speech tools)")
@@ -284,7 +287,7 @@ def register(commands) -> None:
     biwi.add_argument("--corpus", type=Path, help="corpus folder (default: OUT-corpus next to OUT; reused when complete)")
     biwi.add_argument("--encoders", type=Path, help="bundle whose encoders to reuse (default: weights/demo)")
     biwi.add_argument("--workers", type=int, help="corpus build processes (default: all cores)")
-    biwi.add_argument("--device", default="auto")
+    biwi.add_argument("--device", type=checks.device, choices=checks.DEVICES, default="auto")
     biwi.set_defaults(run=_run_demo_biwi)
 
 

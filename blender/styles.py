@@ -7,8 +7,8 @@ and the Tune operator write, core/style.py). The style files listed for a bundle
   with *Add Style File* or tuned with *Tune Style from Clips*. The list holds file paths and is
   saved with the .blend, so a file's styles come back when it is opened again.
 Tuned styles are written into the extension's user folder (`styles/`), which survives
-reinstalling the extension. Only styles that fit the bundle (its embedding size and subjects)
-are offered.
+reinstalling the extension. Only styles that fit the bundle (core/style.py `Style.check`: its
+embedding size, subjects, pivots and fingerprint, read from its files without torch) are offered.
 
 Enum values are stored in .blend files as numbers, so each choice gets a stable number: a
 subject its index (0 is the first subject, the default), a style a hash of its path.
@@ -26,9 +26,10 @@ from pathlib import Path
 
 import bpy
 
-from ..core.style import Style, TuningError
+from ..core.style import WEIGHTS, BundleIdentity, Style, TuningError
 from ..core.tasks import StyleChoice
-from ..core.bundle_info import BundleInfo, read_bundle_info
+from ..core.bundle_info import CONFIG, BundleInfo, read_bundle_info
+from ..core.errors import TalkingHeadError
 from .choices import bundle_path
 from .dependencies import ROOT_PACKAGE
 
@@ -122,13 +123,14 @@ def choice_items(settings) -> list[tuple[str, str, str, str, int]]:
 
 def style_choice(identifier: str, info: BundleInfo, speaking_style: str = "") -> StyleChoice:
     """The worker's form of a chooser value (core/pipeline.py `person_for`); raises TuningError
-    when a style file is gone or was tuned for another bundle. `speaking_style`, for a style,
+    when a style file is gone, broken or was tuned for another bundle (BundleError when the
+    bundle's weights cannot be read). `speaking_style`, for a style,
     names the subject whose speaking style Gn uses instead of the style's own."""
     path = style_path(identifier)
     if path is None:
         return StyleChoice(subject=identifier if identifier in info.subjects else info.subjects[0])
     style = Style.load(path)
-    style.check(info.config.d_model, info.subjects, Path(path).name)
+    style.check(_bundle_identity(info), Path(path).name)
     if speaking_style:
         info.config.subject_index(speaking_style)
     return StyleChoice(subject=speaking_style, file=str(path))
@@ -189,10 +191,24 @@ def save_tuned_style(data: dict, folder: Path | None = None) -> Path:
 
 def _fits(style: Style, info: BundleInfo) -> bool:
     try:
-        style.check(info.config.d_model, info.subjects)
-    except TuningError:
+        style.check(_bundle_identity(info))
+    except TalkingHeadError:  # another bundle's style, or a bundle whose weights cannot be read
         return False
     return True
+
+
+def _bundle_identity(info: BundleInfo) -> BundleIdentity:
+    """The bundle's identity for style checks (cached by the modification times of its files)."""
+    try:
+        stamps = tuple(os.stat(Path(info.path) / name).st_mtime_ns for name in (CONFIG, WEIGHTS))
+    except OSError:
+        stamps = ()
+    return _identity_cached(_normal(info.path), stamps)
+
+
+@lru_cache(maxsize=8)
+def _identity_cached(path: str, stamps: tuple) -> BundleIdentity:
+    return BundleIdentity.read(path, read_bundle_info(path).config)
 
 
 def _normal(path: str | Path) -> str:

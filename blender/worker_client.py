@@ -18,6 +18,8 @@ import subprocess
 import sys
 import tempfile
 import threading
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -185,8 +187,15 @@ class WorkerProcess:
             self.result = TuneResult(style)
             self.progress, self.stage = 1.0, "Done"
         elif "done" in message:
-            animation = Animation.load_npz(message["done"])
-            template = np.load(message["template"], allow_pickle=False)
+            try:
+                animation = Animation.load_npz(message["done"])
+                template = np.load(message["template"], allow_pickle=False)
+            except TalkingHeadError as exc:
+                self.error = str(exc)
+                return
+            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+                self.error = f"the animation worker's result cannot be read: {type(exc).__name__}: {exc}"
+                return
             self.result = WorkerResult(animation, template, bool(message.get("trained", True)))
             self.progress, self.stage = 1.0, "Done"
 

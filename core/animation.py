@@ -10,6 +10,7 @@ import numpy as np
 from .audio import FACE_FPS
 from .errors import TalkingHeadError
 from .mesh_io import write_mesh
+from .outputs import FrameFiles, atomic_path, write_frame_files
 
 ARRAY_FIELDS = ("vertices", "neutral", "emotional", "rotation", "translation", "emotion_probs")
 
@@ -44,18 +45,21 @@ class Animation:
         return int(self.vertices.shape[0])
 
     def save_npz(self, path: str | Path) -> None:
+        """Written under a temporary name and renamed into place (core/outputs.py): `path` holds
+        the earlier file or this one, whole, whatever happens to the run."""
         arkit = {}
         if self.arkit_weights is not None:
-            arkit = {"arkit_weights": self.arkit_weights.astype(np.float32), "arkit_names": np.asarray(self.arkit_names, dtype=str)}
-        np.savez_compressed(
-            path,
-            **{name: getattr(self, name).astype(np.float32) for name in ARRAY_FIELDS},
-            emotion_labels=np.asarray(self.emotion_labels, dtype=str),
-            pivot=self.pivot.astype(np.float32),
-            fps=np.int32(self.fps),
-            faces=self.faces.astype(np.int32),
-            **arkit,
-        )
+            arkit = {"arkit_weights": self.arkit_weights.astype(np.float32, copy=False), "arkit_names": np.asarray(self.arkit_names, dtype=str)}
+        with atomic_path(path) as temporary, open(temporary, "wb") as f:
+            np.savez_compressed(
+                f,
+                **{name: getattr(self, name).astype(np.float32, copy=False) for name in ARRAY_FIELDS},
+                emotion_labels=np.asarray(self.emotion_labels, dtype=str),
+                pivot=self.pivot.astype(np.float32),
+                fps=np.int32(self.fps),
+                faces=self.faces.astype(np.int32),
+                **arkit,
+            )
 
     @classmethod
     def load_npz(cls, path: str | Path) -> "Animation":
@@ -75,16 +79,8 @@ class Animation:
             raise TalkingHeadError(f"not a Talking Head animation file ({exc}): {path}") from None
 
     def write_frames(self, target: str | Path, mesh_format: str = "ply") -> list[Path]:
-        """One mesh per frame. `target` is a folder, or OUT.ply / OUT.obj naming OUT_00000.ply, ..."""
-        target = Path(target)
-        if target.suffix.lower() in (".ply", ".obj"):
-            folder, stem, suffix = target.parent, target.stem + "_", target.suffix.lower()
-        else:
-            folder, stem, suffix = target, "frame_", "." + mesh_format
-        folder.mkdir(parents=True, exist_ok=True)
-        paths = []
-        for i, frame in enumerate(self.vertices):
-            path = folder / f"{stem}{i:05d}{suffix}"
-            write_mesh(path, frame, self.faces)
-            paths.append(path)
-        return paths
+        """One mesh per frame. `target` is a folder, or OUT.ply / OUT.obj naming OUT_00000.ply, ...
+        Written into a temporary folder and moved in; an earlier take's extra frames there are
+        removed (core/outputs.py write_frame_files)."""
+        files = FrameFiles.of(target, mesh_format)
+        return write_frame_files(files, self.n_frames, lambda path, i: write_mesh(path, self.vertices[i], self.faces))

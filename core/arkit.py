@@ -304,6 +304,10 @@ def idct_ortho(coefficients: np.ndarray) -> np.ndarray:
     x[::2], x[1::2] = v[:half], v[half:][::-1]
     return x
 
+# Frames per chunk of the ARKit solve's projection (about 30 MB of float64 at 4,482 vertices).
+SOLVE_CHUNK_FRAMES = 256
+
+
 class ArkitSolver:
     """Per-frame displacements from rest (N, V, 3) -> ARKit weights (N, 52) in [0, 1].
 
@@ -354,8 +358,10 @@ class ArkitSolver:
         inverse = 1.0 / np.maximum(values[None, :] + self.lam * mu[:, None], 1e-12 * values.max())
         return lambda target: idct_ortho(dct_ortho(target @ vectors) * inverse) @ vectors.T
 
-    def solve(self, displacements: np.ndarray) -> np.ndarray:
-        """(N, V, 3) displacements from the rest pose -> (N, 52) float32 weights in [0, 1]."""
+    def solve(self, displacements: np.ndarray, rest: np.ndarray | None = None) -> np.ndarray:
+        """(N, V, 3) displacements from the rest pose -> (N, 52) float32 weights in [0, 1]. With
+        `rest` (V, 3), `displacements` are the faces themselves, and their displacements from
+        `rest` are taken a few frames at a time (no second (N, V, 3) array)."""
         d = np.asarray(displacements, np.float32)
         if d.ndim != 3 or d.shape[1:] != (self.n_vertices, 3):
             raise ValueError(f"displacements must be (N, {self.n_vertices}, 3), not {d.shape}")
@@ -363,7 +369,15 @@ class ArkitSolver:
         weights = np.zeros((n, len(ARKIT_NAMES)), np.float32)
         if n == 0 or len(self.active_shapes) == 0:
             return weights
-        rhs = np.take(d, self.vertices, axis=1).reshape(n, -1) @ self.basis  # (N, K) B^T d_t, the one large product
+        # (N, K) B^T d_t, the one large product: a chunk of frames at a time, so that long clips
+        # need no float64 copy of every frame.
+        rest_used = None if rest is None else np.asarray(rest, np.float32)[self.vertices]  # (V', 3)
+        rhs = np.empty((n, self.basis.shape[1]), np.float64)
+        for start in range(0, n, SOLVE_CHUNK_FRAMES):
+            used = np.take(d[start:start + SOLVE_CHUNK_FRAMES], self.vertices, axis=1)  # (n', V', 3)
+            if rest_used is not None:
+                used -= rest_used
+            rhs[start:start + SOLVE_CHUNK_FRAMES] = used.reshape(len(used), -1) @ self.basis
         free = self._solver(self._free, n)(rhs)
         z = np.clip(free, 0.0, 1.0)
         if np.array_equal(z, free):  # no bound active: that is the answer

@@ -16,12 +16,15 @@ from .encoders import ContextEncoder, EmotionEncoder, resolve_source
 from .errors import BundleError, MeshError
 from .mesh_io import Mesh, read_mesh, write_mesh
 from .model import TalkingHeadModel
+from .style import BundleIdentity
 
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
 TEMPLATE = "template.ply"
 EMOTIONS = ["neutral", "happy", "sad", "angry", "surprised"]
 BIWI_SEEN_SUBJECTS = ["F2", "F3", "F4", "M3", "M4", "M5"]
+# The dtypes a bundle's weights may be stored in (all widened to float32 on load).
+WEIGHT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
 @dataclass
@@ -37,6 +40,13 @@ class ModelBundle:
     def pivot(self) -> np.ndarray:
         """Head pivot P (3,) (core/config.py `head_pivot`)."""
         return self.config.head_pivot(self.template.vertices)
+
+    @property
+    def identity(self) -> BundleIdentity:
+        """What a style is checked against (core/style.py): width, subjects, pivots, fingerprint."""
+        emotion = self.model.emotion
+        pivots = None if emotion is None else self.model.person_embeddings().detach().float().cpu().numpy()
+        return BundleIdentity.of(self.config, pivots)
 
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu") -> "ModelBundle":
@@ -80,7 +90,7 @@ class ModelBundle:
 
     def encoder_source(self, which: str) -> str:
         source = self.config.context_encoder if which == "context" else self.config.emotion_encoder
-        return resolve_source(source, self.path)
+        return resolve_source(source, self.path, f"{which} encoder")
 
     def load_encoders(self, device: str = "cpu", precision: str = "fp32") -> tuple[ContextEncoder, EmotionEncoder]:
         cfg = self.config
@@ -117,8 +127,22 @@ def _read_weights(path: Path, model: TalkingHeadModel) -> dict[str, torch.Tensor
                 f"{path.name} does not match config.json: {name} has shape {tuple(tensor.shape)}, "
                 f"expected {tuple(expected[name].shape)} (wrong vertex count?)"
             )
+    bundle = path.parent
+    for name, tensor in state.items():
+        if tensor.dtype not in WEIGHT_DTYPES:
+            raise BundleError(
+                f"model bundle {bundle} has {str(tensor.dtype).removeprefix('torch.')} weights in {name}; "
+                "a bundle's weights are floating point (float16, bfloat16, float32 or float64)"
+            )
     # Half-precision bundles are widened on load; the generators always run in float32.
-    return {name: tensor.to(expected[name].dtype) for name, tensor in state.items()}
+    widened = {name: tensor.to(expected[name].dtype) for name, tensor in state.items()}
+    for name, tensor in widened.items():
+        # NaN or inf weights (or float64 values beyond float32's range) animate nothing sensible.
+        # A float64 sum is NaN or inf exactly when an element is (float32 values cannot overflow
+        # it), and is ten times faster than isfinite().all() on a CPU.
+        if not bool(torch.isfinite(tensor.sum(dtype=torch.float64))):
+            raise BundleError(f"model bundle {bundle} has non-finite weights (NaN or inf) in {name}; it is corrupt: retrain or re-download it")
+    return widened
 
 
 def pack_bundle(source: str | Path, out: str | Path, half: bool = True) -> ModelBundle:

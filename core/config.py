@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,6 +14,9 @@ from .audio import FACE_FPS
 from .errors import BundleError
 
 VARIANTS = ("full", "two-stage", "single-stage", "no-head", "baseline")
+# Sizes and counts that must be whole numbers above zero.
+_POSITIVE_INTS = ("n_vertices", "context_dim", "emotion_dim", "d_model", "n_layers", "n_heads", "ff_dim", "k", "fps",
+                  "max_frames", "contrastive_dim")
 
 
 @dataclass
@@ -67,14 +72,35 @@ class ModelConfig:
     description: str = ""
 
     def __post_init__(self) -> None:
-        if self.n_vertices <= 0:
-            raise BundleError(f"config.json: n_vertices must be positive, got {self.n_vertices}")
-        if not self.subjects:
-            raise BundleError("config.json: the bundle lists no subjects")
+        """Every value is checked here, so a bundle with a bad config.json is refused on load
+        with one line, before anything runs (`k: 0` or `fps: 0` would fail deep in the model
+        or animate silently wrong)."""
+        for name in _POSITIVE_INTS:
+            _check(self, name, _is_int(getattr(self, name)) and getattr(self, name) > 0, "a positive whole number")
+        _check(self, "window_overlap", _is_int(self.window_overlap) and 0 < self.window_overlap < self.max_frames,
+               f"a whole number between 0 and max_frames ({self.max_frames}), exclusive")
+        _check(self, "subjects", isinstance(self.subjects, (list, tuple)) and bool(self.subjects) and all(isinstance(s, str) and s for s in self.subjects),
+               "a non-empty list of subject names")
+        _check(self, "subjects", len(set(self.subjects)) == len(self.subjects), "a list of distinct names")
+        _check(self, "emotion_labels", isinstance(self.emotion_labels, (list, tuple)) and all(isinstance(s, str) for s in self.emotion_labels), "a list of names")
         if self.d_model % self.n_heads:
             raise BundleError("config.json: d_model must be divisible by n_heads")
-        if not 0 < self.window_overlap < self.max_frames:
-            raise BundleError("config.json: window_overlap must lie between 0 and max_frames")
+        _check(self, "encode_window_s", _is_number(self.encode_window_s) and self.encode_window_s > 0, "a positive number of seconds")
+        _check(self, "encode_context_s", _is_number(self.encode_context_s) and self.encode_context_s >= 0, "zero or a positive number of seconds")
+        _check(self, "dropout", _is_number(self.dropout) and 0 <= self.dropout < 1, "a number in [0, 1)")
+        _check(self, "contrastive_temperature", _is_number(self.contrastive_temperature) and self.contrastive_temperature > 0, "a positive number")
+        for name in ("lambda_r", "lambda_t", "lambda_con", "lambda_div"):
+            _check(self, name, _is_number(getattr(self, name)) and getattr(self, name) >= 0, "zero or a positive number")
+        for name in ("single_stage", "use_contrastive", "use_head", "use_emotion_stage", "trained", "head_trained"):
+            _check(self, name, isinstance(getattr(self, name), bool), "true or false")
+        _check(self, "pivot", self.pivot is None or (isinstance(self.pivot, (list, tuple)) and len(self.pivot) == 3 and all(map(_is_number, self.pivot))),
+               "null or a list of 3 numbers")
+        _check(self, "landmarks", self.landmarks is None or (isinstance(self.landmarks, dict) and all(
+            isinstance(k, str) and _is_int(v) and 0 <= v < self.n_vertices for k, v in self.landmarks.items())),
+            f"null or names mapped to vertex indices below n_vertices ({self.n_vertices})")
+        for name in ("context_encoder", "emotion_encoder"):
+            _check(self, name, isinstance(getattr(self, name), str) and getattr(self, name).strip() != "", "a folder or a hub id")
+        _check(self, "description", isinstance(self.description, str), "a string")
         if self.variant not in VARIANTS:
             raise BundleError(f"config.json: unknown variant {self.variant!r}; use one of {VARIANTS}")
 
@@ -120,7 +146,10 @@ class ModelConfig:
             raise BundleError(f"{path.name} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
         if not isinstance(data, dict):
             raise BundleError(f"{path.name} must hold a JSON object")
-        return cls.from_dict(data)
+        try:
+            return cls.from_dict(data)
+        except BundleError as exc:
+            raise BundleError(f"model bundle {path.parent}: {exc}") from None
 
     def head_pivot(self, template_vertices: Any) -> Any:
         """Head pivot P (3,), the one rule for it: the configured pivot, else the template's centroid."""
@@ -136,3 +165,16 @@ class ModelConfig:
         if name not in self.subjects:
             raise SubjectError(f"subject {name!r} is not in this bundle; choose one of: {', '.join(self.subjects)}")
         return self.subjects.index(name)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check(config: ModelConfig, name: str, ok: bool, what: str) -> None:
+    if not ok:
+        raise BundleError(f"config.json: {name} must be {what}, got {getattr(config, name)!r}")

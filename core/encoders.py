@@ -6,6 +6,7 @@ A source is a folder written by `save_pretrained` or a hub id: both go through t
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -182,9 +183,24 @@ class EmotionEncoder:
         return EmotionFeatures(hidden=hidden, logits=logits, labels=self.labels)
 
 
-def resolve_source(source: str, bundle_dir: Path) -> str:
-    """A source relative to the bundle folder if such a folder exists, else as given (path or hub id)."""
+# A Hugging Face hub repository id: OWNER/NAME, letters, digits, "-", "_" and ".".
+_HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}")
+
+
+def resolve_source(source: str, bundle_dir: Path, what: str = "encoder") -> str:
+    """Where an encoder comes from: a folder inside the bundle, another folder, or a hub id.
+
+    A source that names a path inside the bundle never falls back to the hub: if its folder is
+    missing, the bundle is incomplete, and the same name on the hub would be a stranger's
+    repository. Only an OWNER/NAME id whose first part is not in the bundle goes to the hub."""
+    bundle_dir = Path(bundle_dir)
     local = bundle_dir / source
     if local.is_dir():
         return str(local)
+    if Path(source).is_absolute():
+        raise BundleError(f"cannot load the {what}: its folder {source} does not exist")
+    first = Path(source).parts[0] if Path(source).parts else source
+    inside = first in (".", "..", "encoders") or (bundle_dir / first).exists()
+    if inside or not _HUB_ID.fullmatch(source) or ".." in source or "--" in source:
+        raise BundleError(f"cannot load the {what}: model bundle {bundle_dir} is missing its encoder folder {source}")
     return source

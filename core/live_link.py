@@ -18,9 +18,7 @@ right shoulder (this sign is our choice: no exported take we found has a tilted 
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import NamedTuple
 
@@ -28,6 +26,7 @@ import numpy as np
 
 from .arkit import ARKIT_INDEX, ARKIT_NAMES, EYE_LOOK_DEGREES
 from .errors import TalkingHeadError
+from .outputs import atomic_path
 
 # Live Link Face's column order of the 52 channels (Unreal's EARFaceBlendShape).
 LIVE_LINK_ORDER = tuple(
@@ -147,15 +146,8 @@ def write_live_link_csv(path: str | Path, weights: np.ndarray, fps: float, head_
     lines = [",".join(LIVE_LINK_HEADER)]
     for i in range(n):
         lines.append(f"{timecode(start_frame + i, rate)},{BLENDSHAPE_COUNT}," + ",".join(f"{v:.10f}" for v in values[i]))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", newline="") as f:
-            f.write("\n".join(lines) + "\n")
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as temporary, open(temporary, "w", newline="") as f:  # core/outputs.py
+        f.write("\n".join(lines) + "\n")
     return path
 
 

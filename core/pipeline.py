@@ -22,6 +22,9 @@ from .tasks import AnimateTask
 
 Progress = Callable[[str, int, int], None]
 
+# Frames per chunk when a long clip's (N, V, 3) arrays are combined (about 14 MB at 4,482 vertices).
+CHUNK_FRAMES = 256
+
 
 class Animator:
     """A loaded bundle with its encoders, ready to animate clip after clip."""
@@ -91,22 +94,32 @@ class Animator:
             with_head=with_head,
             progress=(lambda done, total: progress("generating", done, total)) if progress else None,
         )
+        del context, emotion
         template = bundle.template.vertices
         shape = (-1, cfg.n_vertices, 3)
-        # The arrays are large (N x V x 3): work in place where numpy allows.
+        # The arrays are large (N x V x 3: 0.8 GB each for 10 minutes at 4,482 vertices). neutral
+        # and emotional are the model's own tensors seen as numpy (float32 on the CPU: no copy) and
+        # changed in place; anything else of that size is made a chunk of frames at a time.
         neutral = motion.neutral[0].float().cpu().numpy().reshape(shape)
         neutral += template
-        emotional = motion.emotional[0].float().cpu().numpy().reshape(shape)
-        emotional += template
+        if motion.emotional is motion.neutral:  # no emotion stage (a baseline bundle): the same faces
+            emotional = neutral.copy()
+        else:
+            emotional = motion.emotional[0].float().cpu().numpy().reshape(shape)
+            emotional += template
         rotation = motion.rotation[0].float().cpu().numpy()
         translation = motion.translation[0].float().cpu().numpy()
+        del motion  # on a GPU, its tensors; on the CPU the arrays above keep their memory
         pivot = bundle.pivot
         # v_t = R_t (ye_t - P) + P + tau_t  (METHOD.md section 6)
-        centred = emotional - pivot
-        vertices = np.matmul(centred, rotation.transpose(0, 2, 1), out=centred)
-        vertices += pivot + translation[:, None, :]
+        vertices = np.empty_like(emotional)
+        turn, shift = rotation.transpose(0, 2, 1), pivot + translation[:, None, :]
+        for start in range(0, len(vertices), CHUNK_FRAMES):
+            part = slice(start, start + CHUNK_FRAMES)
+            np.matmul(emotional[part] - pivot, turn[part], out=vertices[part])
+            vertices[part] += shift[part]
         solver = self.arkit_solver()
-        arkit = solver.solve(emotional - template) if solver is not None else None
+        arkit = solver.solve(emotional, rest=template) if solver is not None else None
         return Animation(
             arkit_weights=arkit,
             arkit_names=list(ARKIT_NAMES) if arkit is not None else [],
@@ -170,9 +183,10 @@ def _choice(bundle: ModelBundle, choice: dict) -> tuple[str, np.ndarray | None]:
     cfg = bundle.config
     if "file" in choice:
         style = Style.load(choice["file"])
-        style.check(cfg.d_model, cfg.subjects, Path(choice["file"]).name)
         if bundle.model.emotion is None:
             raise TuningError("this bundle has no emotion stage (baseline): it cannot use a tuned style")
+        style.check(bundle.identity, Path(choice["file"]).name)
+        style.note_if_legacy(Path(choice["file"]).name)
         subject = choice.get("subject") or style.subject
         cfg.subject_index(subject)
         return subject, np.asarray(style.p, np.float32)

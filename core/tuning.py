@@ -20,11 +20,9 @@ from .bundle import ModelBundle
 from .losses import vertex_loss
 from .model import interpolate_frames
 from .pipeline import Animator
-from .style import MAX_DURATION_MISMATCH_S, MIN_CLIPS, Style, TuningError
+from .style import MAX_DURATION_MISMATCH_S, MIN_CLIPS, MODES, Style, TuningError
 
 __all__ = ["MAX_DURATION_MISMATCH_S", "MODES", "Style", "Tuner", "TuningClip", "TuningError", "project_to_simplex", "read_mesh_sequence", "tune_style"]
-
-MODES = ("convex", "direct")
 
 
 @dataclass
@@ -66,7 +64,21 @@ def read_mesh_sequence(path: str | Path, n_vertices: int, read_alembic: Callable
         raise TuningError(f"{path}: expected (frames, V, 3) vertices, got shape {frames.shape}")
     if frames.shape[1] != n_vertices:
         raise TuningError(f"{path}: {frames.shape[1]} vertices per frame, the bundle's template has {n_vertices}")
-    return frames.astype(np.float32)
+    frames = frames.astype(np.float32)
+    check_finite(frames, str(path))
+    return frames
+
+
+def check_finite(frames: np.ndarray, where: str) -> None:
+    """Refuse a clip with NaN or infinite vertex positions (or values beyond float32's range):
+    one bad number would make the fit, the early stop and the saved style NaN."""
+    finite = np.isfinite(frames).reshape(len(frames), -1).all(axis=1)
+    if not finite.all():
+        bad = np.flatnonzero(~finite)
+        raise TuningError(
+            f"{where}: {len(bad)} of {len(frames)} frames have vertex positions that are not finite numbers "
+            f"(NaN or inf), the first is frame {bad[0]}"
+        )
 
 
 class Tuner:
@@ -87,6 +99,7 @@ class Tuner:
         from .audio import SAMPLE_RATE, load_audio
 
         cfg = self.bundle.config
+        check_finite(np.asarray(clip.vertices), clip.mesh)
         samples = load_audio(clip.audio)
         n = len(clip.vertices)
         if abs(len(samples) / SAMPLE_RATE - n / cfg.fps) > MAX_DURATION_MISMATCH_S:
@@ -251,7 +264,8 @@ def tune_style(
     if evaluation_items:
         before = tuner.error(evaluation_items, None, untuned)
         after = tuner.error(evaluation_items, torch.from_numpy(p).unsqueeze(0))
-    return Style(
+    identity = animator.bundle.identity
+    style = Style(
         name=name,
         bundle=str(animator.bundle.path),
         alpha=[float(x) for x in alpha],
@@ -261,4 +275,11 @@ def tune_style(
         clips=[[c.audio, c.mesh] for c in clips],
         error_before=before,
         error_after=after,
+        bundle_fingerprint=identity.fingerprint,
     )
+    try:  # the checks every reader of the file makes, so tune never writes a style they refuse
+        style.validate()
+        style.check(identity)
+    except TuningError as exc:
+        raise TuningError(f"tuning gave an unusable style, nothing written: {exc}") from None
+    return style

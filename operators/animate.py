@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import shutil
 
 import bpy
 from bpy.props import StringProperty
@@ -54,60 +55,88 @@ class WorkerOperator:
         return {"FINISHED"}
 
     def invoke(self, context, event):
-        settings = _settings(context)
+        self._request = self._worker = self._timer = None
         try:
             self._request = self.prepare(context)
             self._worker = self.start(self._request)
         except Exception as exc:
+            _discard(self._request)  # a packed sound written out for a worker that did not start
             self.report({"ERROR"}, session.report_message(exc))
             return {"CANCELLED"}
-        settings.running, settings.progress, settings.status = True, 0.0, "Starting"
-        wm = context.window_manager
-        self._timer = wm.event_timer_add(0.1, window=context.window)
-        wm.modal_handler_add(self)
-        wm.progress_begin(0, 100)
+        try:
+            settings = _settings(context)
+            settings.running, settings.progress, settings.status = True, 0.0, "Starting"
+            wm = context.window_manager
+            wm.progress_begin(0, 100)
+            self._timer = wm.event_timer_add(0.1, window=context.window)
+            wm.modal_handler_add(self)  # last: a run that is not RUNNING_MODAL has no handler
+        except Exception as exc:
+            return self._fail(context, exc)
         return {"RUNNING_MODAL"}
 
     def modal(self, context, event):
+        """Any failure here (reading the result, writing the scene, a bug) ends the run cleanly
+        with one line: the worker stopped and its folder removed, the button usable again."""
+        try:
+            return self._step(context, event)
+        except Exception as exc:
+            return self._fail(context, exc)
+
+    def _step(self, context, event):
+        if self._worker is None:  # already finished
+            return {"CANCELLED"}
         settings = _settings(context)
         if event.type == "ESC":
-            self._worker.cancel()
-            self._finish(context)
+            self._finish(context, cancel=True)
             self.report({"WARNING"}, "Talking Head: cancelled, the scene is unchanged")
             return {"CANCELLED"}
         if event.type != "TIMER":
             return {"PASS_THROUGH"}
-        done = self._worker.poll()
-        settings.progress, settings.status = self._worker.progress, self._worker.stage
-        context.window_manager.progress_update(int(100 * self._worker.progress))
-        context.workspace.status_text_set(f"Talking Head: {self._worker.stage} {100 * self._worker.progress:.0f}%  (Esc cancels)")
+        worker = self._worker
+        done = worker.poll()
+        settings.progress, settings.status = worker.progress, worker.stage
+        context.window_manager.progress_update(int(100 * worker.progress))
+        context.workspace.status_text_set(f"Talking Head: {worker.stage} {100 * worker.progress:.0f}%  (Esc cancels)")
         _redraw(context)
         if not done:
             return {"RUNNING_MODAL"}
-        worker = self._worker
-        self._finish(context)
+        self._finish(context)  # the result is in memory; the worker's folder goes
         if worker.result is None:
             self.report({"ERROR"}, worker.error or "the worker failed")
             return {"CANCELLED"}
-        try:
-            outcome = self.apply(context, self._request, worker.result)
-        except Exception as exc:
-            self.report({"ERROR"}, session.report_message(exc))
-            return {"CANCELLED"}
+        outcome = self.apply(context, self._request, worker.result)  # raising: see modal()
         self.report({"INFO"}, self.summary(outcome))
         return {"FINISHED"}
 
-    def _finish(self, context) -> None:
-        settings = _settings(context)
-        settings.running, settings.progress, settings.status = False, 0.0, ""
-        wm = context.window_manager
-        if self._timer is not None:
-            wm.event_timer_remove(self._timer)
-            self._timer = None
-        wm.progress_end()
-        context.workspace.status_text_set(None)
-        self._worker.cleanup()
-        _redraw(context)
+    def _fail(self, context, exc: Exception):
+        """End the run after `exc`: report its one line (a bug's traceback goes to the console)."""
+        message = session.report_message(exc)
+        self._finish(context, cancel=True)
+        self.report({"ERROR"}, message)
+        return {"CANCELLED"}
+
+    def _finish(self, context, cancel: bool = False) -> None:
+        """Put everything back, however the run ended: the worker stopped (`cancel`) and its folder
+        removed, Animate usable again, progress and status text cleared, the timer removed. Every
+        step runs even when one before it fails (that one's traceback goes to the console)."""
+        worker, timer, wm = self._worker, self._timer, context.window_manager
+        self._worker = self._timer = None
+
+        def clear_settings() -> None:
+            settings = _settings(context)
+            settings.running, settings.progress, settings.status = False, 0.0, ""
+
+        steps = [clear_settings]
+        if worker is not None:
+            steps.append(worker.cancel if cancel else worker.cleanup)
+        if timer is not None:
+            steps.append(lambda: wm.event_timer_remove(timer))
+        steps += [wm.progress_end, lambda: context.workspace.status_text_set(None), lambda: _redraw(context)]
+        for step in steps:
+            try:
+                step()
+            except Exception as exc:
+                session.report_message(exc)  # to the console; the run's own line is reported
 
 
 class TALKINGHEAD_OT_animate(WorkerOperator, bpy.types.Operator):
@@ -208,6 +237,13 @@ class TALKINGHEAD_OT_add_template_head(bpy.types.Operator):
             obj.select_set(True)
             context.view_layer.objects.active = obj
         return {"FINISHED"}
+
+
+def _discard(request) -> None:
+    """Remove the folder a request wrote for its worker (a packed sound, tuning clips)."""
+    work_dir = getattr(request, "work_dir", None)
+    if work_dir is not None:
+        shutil.rmtree(work_dir, ignore_errors=True)
 
 
 def _redraw(context) -> None:
