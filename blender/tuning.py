@@ -81,7 +81,7 @@ def prepare(scene: bpy.types.Scene, settings) -> TuneRequest:
     try:
         task_clips = []
         for number, (strip, obj, n_frames) in enumerate(checked, 1):
-            faces = to_template(sample_clip(scene, obj, float(strip.frame_start), n_frames), rest_positions(obj), template)
+            faces = to_template(sample_clip(scene, obj, float(strip.frame_start), n_frames), writer.rest_vertices(obj), template)
             mesh_file = work_dir / f"clip{number}.npy"
             np.save(mesh_file, faces)
             audio, _ = session.audio_file_of(strip, folder=work_dir)
@@ -194,17 +194,6 @@ def sample_clip(scene: bpy.types.Scene, obj: bpy.types.Object, start: float, n_f
     finally:
         scene.frame_set(frame, subframe=subframe)
     return faces
-
-
-def rest_positions(obj: bpy.types.Object) -> np.ndarray:
-    """The mesh's rest shape (V, 3): its reference shape key, else its own vertex positions."""
-    mesh = obj.data
-    co = np.empty(len(mesh.vertices) * 3, dtype=np.float32)
-    if mesh.shape_keys is not None:
-        mesh.shape_keys.reference_key.data.foreach_get("co", co)
-    else:
-        mesh.vertices.foreach_get("co", co)
-    return co.reshape(-1, 3)
 
 
 def to_template(faces: np.ndarray, rest: np.ndarray, template: np.ndarray) -> np.ndarray:
