@@ -3,7 +3,7 @@
     talking-head bake AUDIO --bundle DIR --blend OUT.blend [--mesh MESH.ply [--landmarks FILE.json|biwi]]
                       [--scene IN.blend --object NAME [--landmarks ...]] [--bone ARMATURE:BONE]
                       [--take auto|arkit|shape-keys] [--fbx OUT.fbx] [--abc OUT.abc] [--preview OUT.png]
-                      [--seed N] [--subject NAME] [--style STYLE.json] [--no-head]
+                      [--seed N] [--subject NAME] [--style STYLE.json] [--no-head] [--per-frame]
 
 It builds a scene (sound strip at frame 1, the template head or MESH), or opens the user's IN.blend
 (sound strip at its first frame, the take on its object NAME; IN.blend itself is never written),
@@ -48,16 +48,18 @@ def register(commands) -> None:
     bake.add_argument("--subject", default="", help="speaking style: a subject of the bundle (default: its first)")
     bake.add_argument("--style", type=Path, help="a tuned style (STYLE.json from `talking-head tune` or the panel)")
     bake.add_argument("--no-head", action="store_true", help="no head motion")
-    bake.add_argument("--compact", action="store_true", help="a few PCA shape keys instead of one per frame")
+    bake.add_argument("--per-frame", action="store_true", help="one shape key per model frame (exact, 16 times larger) "
+                      "instead of a few PCA shape keys")
+    bake.add_argument("--compact", action="store_true", help=argparse.SUPPRESS)  # the default now; kept for old scripts
     bake.add_argument("--fps", type=checks.fps, help=f"scene frame rate, 1 to 1000 (default: the --scene file's, else {FACE_FPS}, the model's)")
-    bake.add_argument("--device", type=checks.device, choices=checks.DEVICES, default="auto", help="auto (CUDA when present), cpu or cuda")
+    bake.add_argument("--device", type=checks.device, choices=checks.DEVICES, default="auto", help="auto (CUDA, else Apple MPS, when present), cpu, cuda or mps")
     bake.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     bake(
         args.audio, args.bundle, args.blend, mesh=args.mesh, fbx=args.fbx, abc=args.abc, preview=args.preview,
-        seed=args.seed, subject=args.subject, style=args.style, head=not args.no_head, compact=args.compact,
+        seed=args.seed, subject=args.subject, style=args.style, head=not args.no_head, per_frame=args.per_frame,
         fps=args.fps, device=args.device, scene_file=args.scene, object_name=args.object, landmarks=args.landmarks,
         bone=args.bone, take=args.take,
     )
@@ -84,7 +86,7 @@ def bake(
     subject: str = "",
     style: Path | None = None,
     head: bool = True,
-    compact: bool = False,
+    per_frame: bool = False,
     fps: float | None = None,
     device: str = "auto",
     scene_file: Path | None = None,
@@ -150,7 +152,8 @@ def bake(
             settings.subject = choice
         elif subject:
             settings.subject = subject
-        settings.seed, settings.head_motion, settings.compact, settings.device = seed, head, compact, device
+        settings.seed, settings.head_motion, settings.per_frame, settings.device = seed, head, per_frame, device
+        settings.set_frame_range = scene_file is None  # a scene made here plays the clip; the user's keeps its range
         request = session.prepare(scene, settings, speaking_style=subject if style else "")
         result = session.run(request)
         take = session.apply(scene, settings, request, result)

@@ -10,10 +10,10 @@ from __future__ import annotations
 import argparse
 import math
 
+from ..core.device import CHOICES as DEVICES  # torch-free to import: torch loads only when a device is resolved
 from ..core.errors import TalkingHeadError
 
 SEED_MAX = 2**31 - 1  # Blender's int properties (the panel's Seed) hold 0 .. 2**31 - 1
-DEVICES = ("auto", "cpu", "cuda")  # core/device.py CHOICES (not imported here: it imports torch)
 FPS_RANGE = (1.0, 1000.0)  # Blender's scene rate is a whole number >= 1 times a base
 
 
@@ -29,7 +29,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def device(text: str) -> str:
-    """Where torch runs: one of DEVICES (checked again, with CUDA's presence, by core/device.py)."""
+    """Where torch runs: one of DEVICES (checked again, with the GPU's presence, by core/device.py)."""
     if text not in DEVICES:
         raise argparse.ArgumentTypeError(f"unknown device {text!r}; use one of {', '.join(DEVICES)}")
     return text

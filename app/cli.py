@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     animate.add_argument("--blend-weight", type=checks.weight, default=0.5, metavar="W", help="with --blend-with: p = W p(first) + (1 - W) p(second) (default 0.5)")
     animate.add_argument("--seed", type=checks.seed, default=0, help=f"head-motion variation, 0 to {checks.SEED_MAX} (same seed, same motion)")
     animate.add_argument("--no-head", action="store_true", help="no head motion")
-    animate.add_argument("--device", type=checks.device, choices=checks.DEVICES, default="auto", help="auto (CUDA when present), cpu or cuda")
+    animate.add_argument("--device", type=checks.device, choices=checks.DEVICES, default="auto", help="auto (CUDA, else Apple MPS, when present), cpu, cuda or mps")
     animate.add_argument("--precision", choices=("fp32", "bf16"), default="fp32", help="encoder precision (bf16: about 2x faster on recent CPUs)")
     animate.add_argument("--mesh-format", choices=("ply", "obj"), default="ply", help="per-frame meshes in a folder")
     animate.set_defaults(run=_run_animate)

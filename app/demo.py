@@ -112,7 +112,8 @@ def check_bundle(bundle: Path, option: str = "--bundle") -> ModelConfig:
     return ModelConfig.load(bundle / "config.json")
 
 
-def run_demo(bundle: Path | None = None, out: Path = Path("out"), audio: Path | None = None, device: str = "auto") -> dict[str, Path]:
+def run_demo(bundle: Path | None = None, out: Path = Path("out"), audio: Path | None = None, device: str = "auto",
+             per_frame: bool = False) -> dict[str, Path]:
     """Animate `audio` with `bundle` and write OUTPUT_NAMES into `out`: `talking-head bake` with
     its defaults (first subject, seed 0, head motion on), whose animation arrays are also saved,
     so the model runs once. -> {kind: path}"""
@@ -128,7 +129,8 @@ def run_demo(bundle: Path | None = None, out: Path = Path("out"), audio: Path | 
     out.mkdir(parents=True, exist_ok=True)
 
     started = time.perf_counter()
-    baked = bake(Path(audio), Path(bundle), paths["blend"], fbx=paths["fbx"], abc=paths["abc"], preview=paths["preview"], device=device)
+    baked = bake(Path(audio), Path(bundle), paths["blend"], fbx=paths["fbx"], abc=paths["abc"], preview=paths["preview"], device=device,
+                  per_frame=per_frame)
     _add_face_camera(paths["blend"], baked.take.frame_start, baked.take.frame_end)
     baked.animation.save_npz(paths["npz"])
     print(f"wrote {paths['npz']} ({baked.animation.n_frames} frames)")
@@ -270,7 +272,8 @@ def register(commands) -> None:
     demo.add_argument("--bundle", type=Path, help="model bundle folder (default: the package's weights/demo)")
     demo.add_argument("--out", type=Path, default=Path("out"), help="folder for the outputs (default: ./out)")
     demo.add_argument("--audio", type=Path, help="sound file (default: samples/demo_speech.wav)")
-    demo.add_argument("--device", type=checks.device, choices=checks.DEVICES, default="auto", help="auto (CUDA when present), cpu or cuda")
+    demo.add_argument("--device", type=checks.device, choices=checks.DEVICES, default="auto", help="auto (CUDA, else Apple MPS, when present), cpu, cuda or mps")
+    demo.add_argument("--per-frame", action="store_true", help="one shape key per frame (exact, 16 times larger) instead of compact PCA keys")
     demo.set_defaults(run=_run_demo)
 
     speech = commands.add_parser("demo-speech", help="re-synthesise the sample clip (needs the speech tools)")
@@ -294,7 +297,7 @@ def register(commands) -> None:
 def _run_demo(args: argparse.Namespace) -> int:
     if args.audio is not None and not args.audio.is_file():
         raise AudioError(f"audio file not found: {args.audio}")
-    run_demo(args.bundle, args.out, args.audio, args.device)
+    run_demo(args.bundle, args.out, args.audio, args.device, args.per_frame)
     return 0
 
 

@@ -128,18 +128,29 @@ class TalkingHeadSettings(bpy.types.PropertyGroup):
     seed: IntProperty(name="Seed", default=0, min=0, description="Head-motion variation: same seed, same motion")
     device: EnumProperty(
         name="Device",
-        items=[("auto", "Auto", "GPU when present"), ("cpu", "CPU", "Processor"), ("cuda", "GPU (CUDA)", "NVIDIA GPU")],
+        items=[
+            ("auto", "Auto", "GPU when present: NVIDIA (CUDA), then Apple Silicon (MPS), else the processor"),
+            ("cpu", "CPU", "Processor"),
+            ("cuda", "GPU (CUDA)", "NVIDIA GPU"),
+            ("mps", "GPU (Apple)", "Apple Silicon GPU through Metal (MPS)"),
+        ],
         default="auto",
     )
-    compact: BoolProperty(
-        name="Compact", default=False, description="A few PCA shape keys with one weight curve each instead of one key per frame"
+    per_frame: BoolProperty(
+        name="Per-frame shape keys", default=False,
+        description="One shape key per model frame instead of a few PCA keys with one weight curve each "
+        "(exact round trips, for research; about 16 times larger files)",
+    )
+    set_frame_range: BoolProperty(
+        name="Set Frame Range", default=False,
+        description="Set the scene's frame range to the face's lines after Animate",
     )
     take: EnumProperty(
         name="Take",
         items=[
-            ("AUTO", "Auto", "ARKit curves when the face has ARKit shape keys, else shape keys"),
+            ("AUTO", "Auto", "ARKit curves when the face has ARKit shape keys, else compact shape keys"),
             ("ARKIT", "ARKit Curves", "One weight curve per ARKit shape key of the face (any mesh)"),
-            ("SHAPE_KEYS", "Shape Keys", "Per-vertex shape keys (the template's topology); Compact for a few PCA keys"),
+            ("SHAPE_KEYS", "Shape Keys", "Per-vertex shape keys (the template's topology): a few PCA keys, or one per frame"),
         ],
         default="AUTO",
     )
@@ -175,8 +186,17 @@ class TalkingHeadPreferences(bpy.types.AddonPreferences):
         ready, message = dependencies.status(self.python_path)
         box = layout.box()
         box.label(text=message if ready else "PyTorch not found", icon="CHECKMARK" if ready else "ERROR")
+        try:  # what Install Dependencies would do here (nvidia-smi runs once per session)
+            plan = dependencies.plan_install(dependencies.detect_platform(), dependencies.install_folder())
+            box.label(text="Install: " + plan.summary, icon="INFO")
+            box.label(text="Into: " + plan.target)
+        except Exception as exc:  # never fail while drawing
+            box.label(text=str(exc), icon="ERROR")
+        if not getattr(bpy.app, "online_access", True):
+            box.label(text="Installing needs 'Allow Online Access' (Preferences > System > Network)", icon="INTERNET")
         row = layout.row()
         row.operator("talking_head.install_dependencies", icon="IMPORT")
+        row.operator("talking_head.remove_dependencies", icon="TRASH")
         layout.prop(self, "python_path")
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import bpy
 import numpy as np
 
+from ..core.audio import check_audio_path
 from ..core.character import ChannelMapError, GAIN_GROUPS, arkit_weights, template_fit
 from ..core.errors import AudioError, BundleError, TalkingHeadError
 from ..core.geometry import Y_UP_TO_Z_UP
@@ -36,6 +37,9 @@ class AnimateRequest:
     # The worker's folder when a packed sound was written out for it (deleted with the worker).
     work_dir: Path | None = None
     plan: TakePlan | None = None
+    # The line: the sound strip's name, and its audible scene frames [first, last].
+    line: str = writer.DEFAULT_LINE
+    audible: tuple[float, float] | None = None
 
 
 @dataclass
@@ -116,6 +120,7 @@ def add_sound_strip(scene: bpy.types.Scene, filepath: str, frame: int | None = N
     path = Path(bpy.path.abspath(filepath))
     if not path.is_file():
         raise AudioError(f"audio file not found: {path}")
+    check_audio_path(path)  # before a strip is added: Blender plays formats the loader cannot read
     editor = scene.sequence_editor or scene.sequence_editor_create()
     frame = scene.frame_current if frame is None else frame
     used = {strip.channel for strip in _all_strips(editor)}
@@ -129,8 +134,10 @@ def add_sound_strip(scene: bpy.types.Scene, filepath: str, frame: int | None = N
 
 def audio_file_of(strip, folder: Path | None = None) -> tuple[str, bool]:
     """A file the worker can read for a sound strip: (path, is_temporary). Packed sounds are
-    written out to a temporary file (in `folder`, when given)."""
+    written out to a temporary file (in `folder`, when given). A format the loader cannot read
+    (an `.m4a` or a video added in the Video Sequencer) is refused here, before the worker starts."""
     sound = strip.sound
+    check_audio_path(sound.filepath)
     if sound.packed_file is not None:
         suffix = Path(sound.filepath).suffix or ".wav"
         handle = tempfile.NamedTemporaryFile(prefix="talking_head_", suffix=suffix, delete=False, dir=folder)
@@ -233,7 +240,8 @@ def prepare(scene: bpy.types.Scene, settings, speaking_style: str = "") -> Anima
         with_head=bool(settings.head_motion),
         device=settings.device,
     )
-    return AnimateRequest(task, python, paths, settings.target, float(_strip_start(strip)), work_dir, plan)
+    return AnimateRequest(task, python, paths, settings.target, float(_strip_start(strip)), work_dir, plan,
+                          strip.name, audible_frames(strip))
 
 
 def start(request: AnimateRequest) -> WorkerProcess:
@@ -258,6 +266,9 @@ def apply(scene: bpy.types.Scene, settings, request: AnimateRequest, result: Wor
             head_amplitude=settings.head_amplitude,
             head_motion=bool(settings.head_motion),
             head_bone=plan.head_bone,
+            set_frame_range=bool(settings.set_frame_range),
+            line=request.line,
+            audible=request.audible,
         )
     return writer.write_take(
         request.target,
@@ -267,9 +278,31 @@ def apply(scene: bpy.types.Scene, settings, request: AnimateRequest, result: Wor
         request.start,
         head_amplitude=settings.head_amplitude,
         head_motion=bool(settings.head_motion),
-        compact=bool(settings.compact),
+        compact=not settings.per_frame,
         head_bone=plan.head_bone,
+        set_frame_range=bool(settings.set_frame_range),
+        line=request.line,
+        audible=request.audible,
     )
+
+
+def sync_to_sound(scene: bpy.types.Scene) -> tuple[list[str], list[str]]:
+    """Move every take whose sound strip moved or was trimmed (Sync to Sound). Returns the lines
+    moved ("Face: line") and those whose sound strip is gone (left where they are)."""
+    strips = {strip.name: strip for strip in sound_strips(scene)}
+    moved, missing = [], []
+    for obj in scene.objects:
+        if not writer.has_take(obj):
+            continue
+        placements = {}
+        for line, entry in writer.lines_of(obj).items():
+            strip = strips.get(entry.get("sound", line))
+            if strip is None:
+                missing.append(f"{obj.name}: {line}")
+            else:
+                placements[line] = (float(_strip_start(strip)), *audible_frames(strip))
+        moved += [f"{obj.name}: {line}" for line in writer.move_lines(obj, placements)]
+    return moved, missing
 
 
 def run(request: AnimateRequest, timeout: float | None = None) -> WorkerResult:
@@ -299,8 +332,13 @@ def report_message(exc: BaseException, console: bool = True) -> str:
 
 
 def _strip_start(strip) -> float:
-    # The sound starts where the strip's content starts (a trimmed strip starts later).
+    # Where the sound's content starts (a strip trimmed at its start is heard later than this).
     return float(strip.frame_start)
+
+
+def audible_frames(strip) -> tuple[float, float]:
+    """The first and last scene frame where the strip is heard (its trims respected)."""
+    return float(strip.frame_final_start), float(strip.frame_final_end - 1)
 
 
 def _all_strips(editor) -> list:

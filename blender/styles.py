@@ -113,7 +113,7 @@ def choice_items(settings) -> list[tuple[str, str, str, str, int]]:
         info = read_bundle_info(bundle_path(settings))
     except Exception:  # no bundle chosen yet: offer nothing rather than fail while drawing
         return []
-    items = [(name, name, f"Speak like {name}, a subject the model was trained on", "USER", index) for index, name in enumerate(info.subjects)]
+    items = [(name, f"Speaker {name} (trained)", f"Speak like {name}, a person the model was trained on", "USER", index) for index, name in enumerate(info.subjects)]
     for entry in listed_styles(settings, info):
         where = "the model bundle's styles" if entry.origin == "bundle" else "this file's styles"
         number = _FIRST_STYLE_NUMBER + zlib.crc32(entry.identifier.encode()) % (2**31 - 1 - _FIRST_STYLE_NUMBER)

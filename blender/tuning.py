@@ -63,7 +63,7 @@ def prepare(scene: bpy.types.Scene, settings) -> TuneRequest:
         n_frames = max(1, round(strip.frame_duration * MODEL_FPS / fps))
         span = animated_span(obj)
         if span is not None:  # an Alembic cache's time range is not known here: it is read over the strip
-            audio_s, mesh_s = strip.frame_duration / fps, (span[1] - span[0]) / fps
+            audio_s, mesh_s = strip.frame_duration / fps, (span[1] - span[0] + 1) / fps  # frames first..last
             if abs(audio_s - mesh_s) > MAX_DURATION_MISMATCH_S:
                 raise TuningError(
                     f"clip {number}: sound strip '{strip.name}' lasts {audio_s:.2f} s but '{obj.name}' is animated for "

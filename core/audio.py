@@ -1,4 +1,4 @@
-"""The one audio loader: any file libsndfile reads, as 16 kHz mono float32."""
+"""The one audio loader: any file libsndfile reads (`READABLE_FORMATS`), as 16 kHz mono float32."""
 
 from __future__ import annotations
 
@@ -12,6 +12,56 @@ SAMPLE_RATE = 16_000
 # Anything quieter than this peak (about -80 dBFS) is treated as digital silence.
 SILENCE_PEAK = 1e-4
 FACE_FPS = 25
+
+# The formats libsndfile reads (`soundfile.available_formats()`, libsndfile 1.2) and their file
+# extensions. Static, so that Blender, whose Python may lack soundfile, can build Load Audio's file
+# filter; tests/test_audio_formats.py checks it against soundfile. RAW is left out: a header-less
+# file cannot be read without being told its rate and channels.
+READABLE_FORMATS: dict[str, tuple[str, ...]] = {
+    "WAV": (".wav", ".wave"),
+    "WAVEX": (".wav",),
+    "RF64": (".rf64",),
+    "W64": (".w64",),
+    "FLAC": (".flac",),
+    "OGG": (".ogg", ".oga", ".opus"),
+    "MP3": (".mp3",),
+    "AIFF": (".aif", ".aiff", ".aifc"),
+    "CAF": (".caf",),
+    "AU": (".au", ".snd"),
+    "AVR": (".avr",),
+    "HTK": (".htk",),
+    "SVX": (".iff", ".svx"),
+    "MAT4": (".mat",),
+    "MAT5": (".mat",),
+    "MPC2K": (".mpc",),
+    "PAF": (".paf",),
+    "PVF": (".pvf",),
+    "SD2": (".sd2",),
+    "SDS": (".sds",),
+    "IRCAM": (".sf", ".ircam"),
+    "VOC": (".voc",),
+    "NIST": (".nist", ".sph"),
+    "WVE": (".wve",),
+    "XI": (".xi",),
+}
+UNREADABLE_FORMATS = ("RAW",)
+AUDIO_EXTENSIONS: tuple[str, ...] = tuple(dict.fromkeys(e for exts in READABLE_FORMATS.values() for e in exts))
+FILE_FILTER = ";".join(f"*{extension}" for extension in AUDIO_EXTENSIONS)  # a file browser's filter_glob
+
+
+def check_audio_path(path: str | Path) -> None:
+    """Refuse, by its extension, a sound file the loader cannot read (`.m4a`, `.aac`, a video),
+    before anything runs. A file without an extension is left to the loader. Raises `AudioError`."""
+    path = Path(path)
+    if path.suffix and path.suffix.lower() not in AUDIO_EXTENSIONS:
+        raise AudioError(_unsupported(path))
+
+
+def _unsupported(path: Path) -> str:
+    return (
+        f"'{path.suffix}' sound files cannot be read (WAV, FLAC, OGG, MP3, AIFF and other libsndfile formats can): "
+        f'convert it first, e.g. ffmpeg -i "{path.name}" "{path.stem}.wav": {path}'
+    )
 
 
 def load_audio(path: str | Path) -> np.ndarray:
@@ -33,6 +83,8 @@ def load_audio(path: str | Path) -> np.ndarray:
     try:
         samples, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
     except Exception as exc:  # libsndfile reports unknown formats as several exception types
+        if path.suffix and path.suffix.lower() not in AUDIO_EXTENSIONS:
+            raise AudioError(_unsupported(path)) from None
         raise AudioError(f"not a readable audio file ({_first_line(exc)}): {path}") from None
     if samples.shape[0] == 0:
         raise AudioError(f"audio file contains no samples (zero length): {path}")

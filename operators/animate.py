@@ -6,9 +6,10 @@ import random
 import shutil
 
 import bpy
-from bpy.props import StringProperty
+from bpy.props import BoolProperty, StringProperty
 
 from ..blender import session, writer
+from ..core.audio import FILE_FILTER
 
 
 def _settings(context):
@@ -159,23 +160,45 @@ class TALKINGHEAD_OT_animate(WorkerOperator, bpy.types.Operator):
         return session.apply(context.scene, _settings(context), request, result)
 
     def summary(self, take: writer.TakeInfo) -> str:
-        kind = "PCA shape keys" if take.compact else "shape keys"
-        return f"Talking Head: {take.n_shape_keys} {kind}, frames {take.frame_start}-{take.frame_end}"
+        kind = "ARKit curves" if take.kind == "ARKIT" else "PCA shape keys" if take.compact else "shape keys"
+        return f"Talking Head: line '{take.line}', {take.n_shape_keys} {kind}, frames {take.frame_start}-{take.frame_end}"
 
 
 class TALKINGHEAD_OT_remove_take(bpy.types.Operator):
-    """Remove this add-on's animation from the face (your own shape keys and actions stay)"""
+    """Remove this add-on's animation from the face: the chosen sound strip's line, or all lines
+    (your own shape keys and actions stay)"""
 
     bl_idname = "talking_head.remove_take"
     bl_label = "Remove Animation"
     bl_options = {"REGISTER", "UNDO"}
+
+    all: BoolProperty(name="All Lines", default=True, description="Every line on the face; off: the chosen sound strip's line")
 
     @classmethod
     def poll(cls, context) -> bool:
         return writer.has_take(_settings(context).target)
 
     def execute(self, context):
-        writer.remove_take(_settings(context).target)
+        settings = _settings(context)
+        line = None if self.all else settings.strip
+        if not writer.remove_take(settings.target, line):
+            self.report({"ERROR"}, f"'{settings.target.name}' has no line '{line}'")
+            return {"CANCELLED"}
+        return {"FINISHED"}
+
+
+class TALKINGHEAD_OT_sync_to_sound(bpy.types.Operator):
+    """Move the takes whose sound strip moved or was trimmed in the Video Sequencer"""
+
+    bl_idname = "talking_head.sync_to_sound"
+    bl_label = "Sync to Sound"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context):
+        moved, missing = session.sync_to_sound(context.scene)
+        if missing:
+            self.report({"WARNING"}, f"Talking Head: no sound strip for {', '.join(missing)} (left where it is)")
+        self.report({"INFO"}, f"Talking Head: moved {len(moved)} line(s)")
         return {"FINISHED"}
 
 
@@ -200,7 +223,7 @@ class TALKINGHEAD_OT_load_audio(bpy.types.Operator):
     bl_options = {"REGISTER", "UNDO"}
 
     filepath: StringProperty(subtype="FILE_PATH")
-    filter_glob: StringProperty(default="*.wav;*.flac;*.ogg;*.mp3;*.aif;*.aiff;*.m4a", options={"HIDDEN"})
+    filter_glob: StringProperty(default=FILE_FILTER, options={"HIDDEN"})  # only what the loader reads
 
     def invoke(self, context, event):
         context.window_manager.fileselect_add(self)
@@ -256,6 +279,7 @@ def _redraw(context) -> None:
 CLASSES = (
     TALKINGHEAD_OT_animate,
     TALKINGHEAD_OT_remove_take,
+    TALKINGHEAD_OT_sync_to_sound,
     TALKINGHEAD_OT_new_variation,
     TALKINGHEAD_OT_load_audio,
     TALKINGHEAD_OT_add_template_head,

@@ -7,6 +7,12 @@ import bpy
 from ..blender import dependencies, session, writer
 from ..core.bundle_info import demo_available
 
+STYLE_HINT = "Style: how the face speaks: a person the model was trained on, or a style tuned from clips."
+TUNING_HINT = (
+    "Tuning needs the person's face captured in the model's topology (3D scans, or a take of this "
+    "add-on), not just their audio."
+)
+
 
 class TALKINGHEAD_PT_main(bpy.types.Panel):
     bl_label = "Talking Head"
@@ -55,6 +61,8 @@ class TALKINGHEAD_PT_main(bpy.types.Panel):
             col.prop(settings, "bundle_folder", text="")
         elif not demo_available():
             col.label(text="No demo model in this build: choose a folder", icon="INFO")
+        for line in _wrap(STYLE_HINT):
+            col.label(text=line)
         col.prop(settings, "subject")
         row = col.row(align=True)
         row.operator("talking_head.add_style_file", icon="FILEBROWSER")
@@ -80,7 +88,8 @@ class TALKINGHEAD_PT_main(bpy.types.Panel):
         col.prop(settings, "device")
         col.prop(settings, "take")
         if settings.take != "ARKIT":
-            col.prop(settings, "compact")
+            col.prop(settings, "per_frame")
+        col.prop(settings, "set_frame_range")
 
         if settings.running:
             layout.progress(factor=settings.progress, text=f"{settings.status} (Esc cancels)")
@@ -90,7 +99,14 @@ class TALKINGHEAD_PT_main(bpy.types.Panel):
             row.enabled = ready
             row.operator("talking_head.animate", icon="PLAY")
         if writer.has_take(target):
-            layout.operator("talking_head.remove_take", icon="TRASH")
+            lines = writer.lines_of(target)
+            col = layout.column(align=True)
+            col.label(text=f"Lines: {', '.join(lines)}", icon="NLA")
+            col.operator("talking_head.sync_to_sound", icon="UV_SYNC_SELECT")
+            row = col.row(align=True)
+            if settings.strip in lines:
+                row.operator("talking_head.remove_take", text="Remove Line", icon="X").all = False
+            row.operator("talking_head.remove_take", text="Remove All", icon="TRASH").all = True
 
 
 class TALKINGHEAD_UL_channels(bpy.types.UIList):
@@ -175,6 +191,8 @@ class TALKINGHEAD_PT_tuning(bpy.types.Panel):
         settings = context.scene.talking_head
         for line in _wrap("Clips of a person: each a sound strip and their face animated to it (shape keys or an Alembic cache)."):
             layout.label(text=line)
+        for index, line in enumerate(_wrap(TUNING_HINT)):
+            layout.label(text=line, icon="INFO" if index == 0 else "BLANK1")
         row = layout.row()
         row.template_list("TALKINGHEAD_UL_tuning_clips", "", settings, "tuning_clips", settings, "tuning_clip_index", rows=3)
         buttons = row.column(align=True)

@@ -62,9 +62,12 @@ def addon():
     bpy.ops.wm.read_factory_settings(use_empty=True)
 
 
-def setup_scene(scene, bundle: Path, clip: Path, strip_frame: int = 1, fps: int = 25):
+def setup_scene(scene, bundle: Path, clip: Path, strip_frame: int = 1, fps: int = 25, per_frame: bool = True):
+    """A template head and the clip's sound strip. These tests check the model's frames exactly,
+    so they ask for per-frame shape keys (compact is the default) and for the frame range."""
     scene.render.fps, scene.render.fps_base = fps, 1.0
     settings = scene.talking_head
+    settings.per_frame, settings.set_frame_range = per_frame, True
     settings.bundle_source, settings.bundle_folder = "FOLDER", str(bundle)
     assert bpy.ops.talking_head.add_template_head() == {"FINISHED"}
     scene.frame_current = strip_frame
@@ -174,8 +177,7 @@ def test_frames_match_the_model_at_any_frame_rate(addon, data, small_result, fps
 
 def test_compact_take_keeps_the_motion(addon, data, small_result):
     scene = addon
-    settings = setup_scene(scene, data["small"], data["clip"])
-    settings.compact = True
+    settings = setup_scene(scene, data["small"], data["clip"], per_frame=False)  # the default take
     head = settings.target
     take = session.apply(scene, settings, session.prepare(scene, settings), small_result)
     animation = small_result.animation
@@ -312,12 +314,13 @@ def test_fbx_reimports_with_shape_keys_and_animation(addon, data, small_result, 
     frames = [1, 12, small_result.animation.n_frames]
     expected = {f: world(head, evaluated_local(head, f)) for f in frames}
     path = export.export_fbx(head, tmp_path / "head.fbx", scene)
+    line = settings.strip  # the line is named after its sound strip
     bpy.ops.wm.read_factory_settings(use_empty=True)
     bpy.ops.import_scene.fbx(filepath=str(path), anim_offset=0)  # Blender's importer shifts by 1 by default
     imported = [o for o in bpy.data.objects if o.type == "MESH"][0]
     blocks = imported.data.shape_keys.key_blocks
     assert len(blocks) == small_result.animation.n_frames + 1
-    assert blocks[5].name.endswith("TH.0004") and imported.data.shape_keys.use_relative
+    assert blocks[5].name.endswith(f"TH.{line}.0004") and imported.data.shape_keys.use_relative
     for f in frames:
         bpy.context.scene.frame_set(f)
         assert blocks[f].value == pytest.approx(1.0, abs=1e-4)
@@ -376,7 +379,7 @@ def test_bake_command_writes_blend_exports_and_preview(data, tmp_path):
     out = tmp_path / "out"
     args = parser.parse_args(
         ["bake", str(data["clip"]), "--bundle", str(data["small"]), "--blend", str(out / "take.blend"),
-         "--fbx", str(out / "take.fbx"), "--abc", str(out / "take.abc"), "--preview", str(out / "take.png"), "--seed", "4"]
+         "--fbx", str(out / "take.fbx"), "--abc", str(out / "take.abc"), "--preview", str(out / "take.png"), "--seed", "4", "--per-frame"]
     )
     assert args.run(args) == 0
     for name in ("take.blend", "take.fbx", "take.abc", "take.png"):
@@ -450,7 +453,8 @@ def test_styles_of_the_bundle_are_listed_and_kept_with_the_file(addon, data, bun
     scene = addon
     settings = setup_scene(scene, data["small"], data["clip"])
     entries = chooser(settings)
-    assert list(entries)[:6] == ["F2", "F3", "F4", "M3", "M4", "M5"] and settings.subject == "F2"
+    assert list(entries)[:6] == [f"Speaker {s} (trained)" for s in ("F2", "F3", "F4", "M3", "M4", "M5")] and settings.subject == "F2"
+    assert [entries[f"Speaker {s} (trained)"] for s in ("F2", "M5")] == ["F2", "M5"]  # identifiers unchanged
     assert entries["Warm"] == styles.style_identifier(bundle_style)
     assert "Elsewhere" not in entries and len(entries) == 7  # other bundles' styles and broken files are left out
     # A style file added by the user is listed too, and stays listed in the saved .blend.
@@ -503,7 +507,7 @@ def two_clips(scene, data, small_result, fps: int = 25):
     session.apply(scene, settings, session.prepare(scene, settings), small_result)
     second = session.add_head(scene.collection, str(data["small"]), name="Second Head")
     strip = session.add_sound_strip(scene, str(data["clip"]), frame=60)
-    writer.write_take(second, small_result.animation, small_result.template, scene, 60.0, set_frame_range=False)
+    writer.write_take(second, small_result.animation, small_result.template, scene, 60.0, compact=False, set_frame_range=False)
     for head, strip_name in ((first, settings.strip), (second, strip.name)):
         clip = settings.tuning_clips.add()
         clip.strip, clip.mesh = strip_name, head
@@ -644,7 +648,8 @@ def test_bake_command_with_a_style(data, bundle_style, core_takes, tmp_path):
     from talking_head.app.cli import main
 
     out = tmp_path / "styled.blend"
-    assert main(["bake", str(data["clip"]), "--bundle", str(data["small"]), "--blend", str(out), "--style", str(bundle_style), "--seed", "3"]) == 0
+    assert main(["bake", str(data["clip"]), "--bundle", str(data["small"]), "--blend", str(out), "--style", str(bundle_style), "--seed", "3",
+                 "--per-frame"]) == 0
     bpy.ops.wm.open_mainfile(filepath=str(out))
     head = [o for o in bpy.data.objects if o.type == "MESH"][0]
     expected = core_takes["style"]

@@ -244,7 +244,7 @@ def test_a_finished_run_writes_the_take_and_removes_the_worker_folder(scene, tmp
     context = Context(scene, WindowManager())
     operator = Animate(tmp_path)
     assert run_modal(operator, context) == {"FINISHED"}
-    assert operator.reports == [("INFO", "Talking Head: 5 shape keys, frames 1-4")]
+    assert operator.reports == [("INFO", "Talking Head: line 'clip', 5 PCA shape keys, frames 1-4")]  # compact: the default
     assert writer.has_take(scene.talking_head.target) and not operator.worker.work_dir.exists()
     assert not scene.talking_head.running and context.window_manager.timers == []
 

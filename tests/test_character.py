@@ -86,6 +86,7 @@ def scene_with(scene, bundle: Path, clip: Path, target=None):
     settings = scene.talking_head
     settings.bundle_source, settings.bundle_folder = "FOLDER", str(bundle)
     settings.device = "cpu"
+    settings.set_frame_range = True  # these tests read the take's frames from the scene's range
     settings.target = target if target is not None else session.add_head(scene.collection, str(bundle))
     settings.strip = session.add_sound_strip(scene, str(clip), frame=1).name
     return settings
@@ -183,7 +184,7 @@ def test_arkit_curves_drive_the_face_own_keys_and_remove_restores_them(addon, da
     take = session.apply(scene, settings, request, head_result)
     assert take.kind == "ARKIT" and take.n_shape_keys == 4
     key = face.data.shape_keys
-    action = key.animation_data.action
+    action = bpy.data.actions[writer.lines_of(face)[settings.strip]["key_action"]]  # the line's, on the NLA
     assert action.get(writer.ACTION_TAG)
     curves = our_fcurves(action)
     assert set(path for path, _ in curves) == {f'key_blocks["{n}"].value' for n in ("ARKit_jawOpen", "mouthSmileLeft.001",
@@ -200,7 +201,7 @@ def test_arkit_curves_drive_the_face_own_keys_and_remove_restores_them(addon, da
         assert key.key_blocks["ARKit_jawOpen"].value == pytest.approx(expected[frame - 1], abs=1e-5)
     # Re-run: replaced, not doubled; the face's keys themselves are never changed.
     session.apply(scene, settings, session.prepare(scene, settings), head_result)
-    assert len([a for a in bpy.data.actions if a.get(writer.ACTION_TAG)]) == 2  # shape keys + head
+    assert len([a for a in bpy.data.actions if a.get(writer.ACTION_TAG) and not a.get(writer.REST_TAG)]) == 2  # shape keys + head
     after = keys_of(face)
     assert list(after) == list(before)
     for name in before:
@@ -406,7 +407,7 @@ def test_head_motion_on_a_bone_in_its_own_space(addon, data, small_result):
     settings.head_armature, settings.head_bone = armature, "Head"
     take = session.apply(scene, settings, session.prepare(scene, settings), small_result)
     assert take.head_motion and face.animation_data is None  # the face object stays where it is
-    assert armature.animation_data.action == user_action and armature.animation_data.nla_tracks[0].name == writer.TRACK_NAME
+    assert armature.animation_data.action == user_action and armature.animation_data.nla_tracks[-1].name == writer.TRACK_NAME
     animation = small_result.animation
     arm = np.array(armature.matrix_world)
     rest = np.array(armature.data.bones["Head"].matrix_local)
@@ -466,7 +467,7 @@ def baked_into_a_copy(data, tmp_path, blend_in, blend_out, landmarks):
     face = bpy.data.objects["Hero"]
     assert writer.has_take(face) and json.loads(face[writer.TAKE_PROPERTY])["kind"] == "ARKIT"
     assert set(ARKIT_NAMES) <= set(face.data.shape_keys.key_blocks.keys())
-    assert bpy.data.objects["Rig"].animation_data.action is not None
+    assert [t.name for t in bpy.data.objects["Rig"].animation_data.nla_tracks][-1] == writer.TRACK_NAME
 
 
 @pytest.mark.slow

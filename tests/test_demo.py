@@ -73,7 +73,8 @@ def test_demo_writes_the_take_the_arrays_and_a_preview(tmp_path, tiny_bundle_dir
     bpy = pytest.importorskip("bpy")
     clip = write_clip(tmp_path / "clip.wav", 2.0)
     out = tmp_path / "out"
-    assert run_cli("demo", "--bundle", tiny_bundle_dir, "--out", out, "--audio", clip, "--device", "cpu") == 0
+    # Per-frame keys, asked for: the arrays are then the take exactly (compact is the default).
+    assert run_cli("demo", "--bundle", tiny_bundle_dir, "--out", out, "--audio", clip, "--device", "cpu", "--per-frame") == 0
     printed = capsys.readouterr()
     for name in ("demo.blend", "demo.fbx", "demo.abc", "demo.npz", "preview.png"):
         assert (out / name).stat().st_size > 0 and name in printed.out
@@ -97,7 +98,7 @@ def test_demo_writes_the_take_the_arrays_and_a_preview(tmp_path, tiny_bundle_dir
         assert len(strips) == 1 and strips[0].sound.packed_file is not None
         head = next(o for o in bpy.data.objects if o.type == "MESH")
         assert len(head.data.shape_keys.key_blocks) == animation.n_frames + 1
-        assert head.animation_data is not None and head.animation_data.action is not None
+        assert head.animation_data is not None and head.animation_data.nla_tracks[-1].strips[0].name == strips[0].name
         # The arrays are the take in the .blend: model frame i plays at scene frame 1 + i.
         for i in (0, 20, 49):
             scene.frame_set(1 + i)

@@ -40,6 +40,7 @@ SCRIPT = textwrap.dedent(
     scene = bpy.context.scene
     settings = scene.talking_head
     settings.bundle_source, settings.bundle_folder, settings.device = "FOLDER", bundle, "cpu"
+    settings.per_frame = True  # one key per model frame, asked for (compact is the default)
     settings.target = session.add_head(scene.collection, bundle)
     settings.strip = session.add_sound_strip(scene, audio, frame=1).name
     take = session.animate(scene, settings, timeout=300)
