@@ -103,3 +103,28 @@ def test_the_check_sees_a_broken_rule(tmp_path):
     modules = {"core.a": tmp_path / "a.py", "blender.b": tmp_path / "b.py", "app.cli": tmp_path / "cli.py"}
     (tmp_path / "a.py").write_text("def f():\n    from ..app import cli\n    from ..blender.b import x\n")
     assert imports_of("core.a", tmp_path / "a.py", modules) == {"app.cli", "blender.b"}
+
+
+# Blender's own Python has numpy and the wheels the manifest ships (plyfile), nothing else of ours.
+NOT_IN_BLENDER = ("torch", "scipy", "safetensors", "transformers", "soundfile", "soxr", "librosa", "huggingface_hub", "tqdm", "PIL", "matplotlib")
+
+
+def test_what_blender_imports_of_core_needs_only_numpy():
+    """Every core/ module that the Blender layer imports (directly or through other core modules)
+    imports in a Python where the model's packages are missing: only the worker loads them."""
+    import subprocess
+    import sys
+
+    edges = graph()
+    todo = [m for name, targets in edges.items() if name.split(".")[0] in ("blender", "operators", "panels") for m in targets if m.startswith("core.")]
+    needed: set[str] = set()
+    while todo:
+        module = todo.pop()
+        if module not in needed:
+            needed.add(module)
+            todo += [m for m in edges[module] if m.startswith("core.")]
+    assert "core.arkit" in needed and "core.style" in needed  # the check sees what Blender uses
+    code = "import sys\n" + "".join(f"sys.modules[{name!r}] = None\n" for name in NOT_IN_BLENDER)
+    code += "".join(f"import talking_head.{module}\n" for module in sorted(needed))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, f"a core module Blender imports needs a package Blender lacks: {done.stderr.strip().splitlines()[-1:]}"
