@@ -142,10 +142,14 @@ def load_animator(bundle: str | Path, device: str = "auto", precision: str = "fp
     return Animator(ModelBundle.load(bundle, device), device, precision)
 
 
-def animate_task(task: AnimateTask, animator: Animator | None = None, progress: Progress | None = None) -> tuple[Animation, Animator]:
+def animate_task(
+    task: AnimateTask, animator: Animator | None = None, progress: Progress | None = None, samples: np.ndarray | None = None
+) -> tuple[Animation, Animator]:
     """Animate `task.audio` as the task says. The sound file is read (and refused when bad)
-    before the model loads; pass `animator` to reuse a loaded bundle. -> (animation, animator)"""
-    samples = load_audio(task.audio)
+    before the model loads, unless the caller already read it (`samples`, 16 kHz mono); pass
+    `animator` to reuse a loaded bundle. -> (animation, animator)"""
+    if samples is None:
+        samples = load_audio(task.audio)
     if animator is None:
         animator = load_animator(task.bundle, task.device, task.precision)
     subject, person = person_for(

@@ -44,7 +44,7 @@ def run_task(task: Task) -> dict:
     from .audio import load_audio
 
     emit({"progress": "loading", "done": 0, "total": 1})
-    load_audio(task.audio)  # check the audio before importing torch
+    samples = load_audio(task.audio)  # check the audio before importing torch
     import numpy as np
 
     from .pipeline import animate_task
@@ -55,7 +55,7 @@ def run_task(task: Task) -> dict:
     def progress(stage: str, done: int, total: int) -> None:
         emit({"progress": stage, "done": int(done), "total": int(total)})
 
-    animation, animator = animate_task(task, progress=progress)
+    animation, animator = animate_task(task, progress=progress, samples=samples)
     bundle = animator.bundle
     emit({"progress": "saving", "done": 0, "total": 1})
     # Write under temporary names, then rename: a result file is always complete.
