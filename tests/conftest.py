@@ -40,3 +40,17 @@ def tiny_bundle_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def clip_3s(tmp_path_factory) -> Path:
     return write_clip(tmp_path_factory.mktemp("audio") / "clip.wav", 3.0, rate=22_050)
+
+
+@pytest.fixture
+def addon():
+    """The add-on registered in an empty scene (bpy), the scene emptied and the add-on
+    unregistered afterwards: what each Blender test starts from."""
+    bpy = pytest.importorskip("bpy")
+    import talking_head
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    talking_head.register()
+    yield bpy.context.scene
+    talking_head.unregister()
+    bpy.ops.wm.read_factory_settings(use_empty=True)

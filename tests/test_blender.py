@@ -14,7 +14,7 @@ soundfile = pytest.importorskip("soundfile")
 
 import talking_head  # noqa: E402
 from talking_head.blender import export, session, writer  # noqa: E402
-from talking_head.blender.worker_client import WorkerProcess  # noqa: E402
+from talking_head.blender.worker_client import run_worker  # noqa: E402
 from talking_head.core.tasks import AnimateTask  # noqa: E402
 from talking_head.training.tiny import make_tiny_bundle  # noqa: E402
 
@@ -43,23 +43,9 @@ def data(tmp_path_factory):
 @pytest.fixture(scope="module")
 def small_result(data):
     """The worker's result on the small bundle: one run, shared by the writer tests."""
-    task = AnimateTask(audio=str(data["clip"]), bundle=str(data["small"]), seed=3, with_head=True, device="cpu")
     import sys
 
-    worker = WorkerProcess.start(sys.executable, task)
-    try:
-        return worker.wait(300)
-    finally:
-        worker.cleanup()
-
-
-@pytest.fixture
-def addon():
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    talking_head.register()
-    yield bpy.context.scene
-    talking_head.unregister()
-    bpy.ops.wm.read_factory_settings(use_empty=True)
+    return run_worker(sys.executable, AnimateTask(audio=str(data["clip"]), bundle=str(data["small"]), seed=3, with_head=True, device="cpu"), timeout=300)
 
 
 def setup_scene(scene, bundle: Path, clip: Path, strip_frame: int = 1, fps: int = 25, per_frame: bool = True):

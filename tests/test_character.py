@@ -17,7 +17,7 @@ soundfile = pytest.importorskip("soundfile")
 
 import talking_head  # noqa: E402
 from talking_head.blender import character, session, writer  # noqa: E402
-from talking_head.blender.worker_client import WorkerProcess  # noqa: E402
+from talking_head.blender.worker_client import run_worker  # noqa: E402
 from talking_head.core.arkit import ARKIT_NAMES  # noqa: E402
 from talking_head.core.character import (  # noqa: E402
     ChannelMapError,
@@ -44,13 +44,8 @@ def speech_like(path: Path, seconds: float = 1.2, rate: int = 16_000) -> Path:
     return path
 
 
-def run_worker(bundle: Path, clip: Path):
-    task = AnimateTask(audio=str(clip), bundle=str(bundle), seed=5, with_head=True, device="cpu")
-    worker = WorkerProcess.start(sys.executable, task)
-    try:
-        return worker.wait(300)
-    finally:
-        worker.cleanup()
+def worker_take(bundle: Path, clip: Path):
+    return run_worker(sys.executable, AnimateTask(audio=str(clip), bundle=str(bundle), seed=5, with_head=True, device="cpu"), timeout=300)
 
 
 @pytest.fixture(scope="module")
@@ -64,21 +59,12 @@ def data(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def small_result(data):
-    return run_worker(data["small"], data["clip"])
+    return worker_take(data["small"], data["clip"])
 
 
 @pytest.fixture(scope="module")
 def head_result(data):
-    return run_worker(data["head"], data["clip"])
-
-
-@pytest.fixture
-def addon():
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    talking_head.register()
-    yield bpy.context.scene
-    talking_head.unregister()
-    bpy.ops.wm.read_factory_settings(use_empty=True)
+    return worker_take(data["head"], data["clip"])
 
 
 def scene_with(scene, bundle: Path, clip: Path, target=None):

@@ -13,9 +13,8 @@ import pytest
 bpy = pytest.importorskip("bpy")
 soundfile = pytest.importorskip("soundfile")
 
-import talking_head  # noqa: E402
 from talking_head.blender import session, writer  # noqa: E402
-from talking_head.blender.worker_client import WorkerProcess  # noqa: E402
+from talking_head.blender.worker_client import run_worker  # noqa: E402
 from talking_head.core.tasks import AnimateTask  # noqa: E402
 from talking_head.training.tiny import make_tiny_bundle  # noqa: E402
 
@@ -37,27 +36,13 @@ def data(tmp_path_factory):
     return {"small": root / "small", "one": speech_like(root / "one.wav"), "two": speech_like(root / "two.wav", 2.4)}
 
 
-def run_worker(bundle: Path, clip: Path):
-    task = AnimateTask(audio=str(clip), bundle=str(bundle), seed=3, with_head=True, device="cpu")
-    worker = WorkerProcess.start(sys.executable, task)
-    try:
-        return worker.wait(300)
-    finally:
-        worker.cleanup()
+def worker_take(bundle: Path, clip: Path):
+    return run_worker(sys.executable, AnimateTask(audio=str(clip), bundle=str(bundle), seed=3, with_head=True, device="cpu"), timeout=300)
 
 
 @pytest.fixture(scope="module")
 def results(data):
-    return {"one": run_worker(data["small"], data["one"]), "two": run_worker(data["small"], data["two"])}
-
-
-@pytest.fixture
-def addon():
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    talking_head.register()
-    yield bpy.context.scene
-    talking_head.unregister()
-    bpy.ops.wm.read_factory_settings(use_empty=True)
+    return {"one": worker_take(data["small"], data["one"]), "two": worker_take(data["small"], data["two"])}
 
 
 def dialogue(scene, data, per_frame: bool = True):
