@@ -73,7 +73,7 @@ def plan_take(settings, info: BundleInfo) -> TakePlan:
                 "or map its keys under Channel Mapping")
         from ..core.arkit import template_landmarks
 
-        template_landmarks(_template_vertices(str(info.path)), info.n_vertices)  # the bundle needs an ARKit basis
+        template_landmarks(_template_vertices(str(info.path)), info.n_vertices, info.config.landmarks)  # the worker's ARKit basis
     else:
         writer.check_mesh(target, info.n_vertices)
         template_fit(_template_vertices(str(info.path)), writer.rest_vertices(target), f"'{target.name}'")
@@ -256,7 +256,7 @@ def apply(scene: bpy.types.Scene, settings, request: AnimateRequest, result: Wor
         animation = result.animation
         return writer.write_arkit_take(
             request.target,
-            arkit_weights(animation, result.template, animation.faces),
+            arkit_weights(animation),
             character.arkit_channels(request.target),
             animation,
             character.template_to_mesh(request.target, result.template),

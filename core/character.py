@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .arkit import ARKIT_NAMES, ArkitSolver, template_arkit_shapes, template_landmarks
+from .arkit import ARKIT_NAMES, TemplateLandmarksError, template_landmarks
 from .errors import MeshError
 from .face_rig import BIWI_LANDMARKS, LANDMARK_NAMES, face_frame
 
@@ -97,16 +97,14 @@ def scale_weights(weights: np.ndarray, gains: dict[str, float] | None = None) ->
     return np.clip(np.asarray(weights, np.float64) * factor[None], 0.0, 1.0)
 
 
-def arkit_weights(animation, template: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """(N, 52) ARKit weights of a run: the animation's own when it carries them, else solved from
-    its displacements on the template (core/arkit.py; raises TemplateLandmarksError for a template
-    with no known landmarks)."""
-    weights = getattr(animation, "arkit_weights", None)
-    if weights is not None:
-        return np.asarray(weights, np.float32)
-    template = np.asarray(template, np.float32)
-    shapes = template_arkit_shapes(template, np.asarray(faces))
-    return ArkitSolver(shapes).solve(animation.emotional - template[None])
+def arkit_weights(animation) -> np.ndarray:
+    """(N, 52) ARKit weights of a run, as the worker solved them (core/pipeline.py: it does
+    whenever the bundle's template has face landmarks, which `session.plan_take` checks first)."""
+    if animation.arkit_weights is None:
+        raise TemplateLandmarksError(
+            "the model's run has no ARKit channels: its template has no face landmarks "
+            "(add `landmarks` to the bundle's config.json)")
+    return np.asarray(animation.arkit_weights, np.float32)
 
 
 # ---------------------------------------------------------------------------------------------

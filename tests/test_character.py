@@ -176,7 +176,7 @@ def test_arkit_curves_drive_the_face_own_keys_and_remove_restores_them(addon, da
     assert set(path for path, _ in curves) == {f'key_blocks["{n}"].value' for n in ("ARKit_jawOpen", "mouthSmileLeft.001",
                                                                                       "CC_Base_browInnerUp", "EyeBlink_L")}
     animation = head_result.animation
-    weights = arkit_weights(animation, head_result.template, animation.faces)
+    weights = arkit_weights(animation)
     expected = np.clip(2.0 * weights[:, ARKIT_NAMES.index("jawOpen")], 0, 1)
     jaw = curves[('key_blocks["ARKit_jawOpen"].value', 0)]
     values = np.array([k.co[1] for k in jaw.keyframe_points])
