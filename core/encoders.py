@@ -1,20 +1,28 @@
-"""The two frozen speech encoders (METHOD.md sections 1 and 4), loaded with transformers.
+"""The two frozen speech encoders (METHOD.md sections 1 and 4).
 
-A source is a folder written by `save_pretrained` or a hub id: both go through the same
-`from_pretrained` call. Long audio is encoded in overlapping windows so memory stays flat.
+A source is a folder written by `save_pretrained` or a hub id. A folder that core/wav2vec2.py can
+read loads there, in plain torch, without importing transformers (seconds of a short run);
+anything else (hub ids, adapters, other architectures) goes through transformers' `from_pretrained`
+as before. Both give the same numbers and the same `state_dict()`. Long audio is encoded in
+overlapping windows so memory stays flat.
 """
 
 from __future__ import annotations
 
+import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from . import wav2vec2
 from .audio import normalize
 from .errors import BundleError
+
+log = logging.getLogger(__name__)
 
 # wav2vec2's convolutional front end: 400-sample receptive field, 320-sample stride (20 ms).
 RECEPTIVE_FIELD = 400
@@ -49,6 +57,18 @@ def load_pretrained(model_class, source: str, what: str):
     for parameter in model.parameters():
         parameter.requires_grad_(False)
     return model
+
+
+def load_plain(loader: Callable[[str], torch.nn.Module], source: str) -> torch.nn.Module | None:
+    """`loader(source)` from core/wav2vec2.py for a folder it can read, else None: the caller then
+    loads `source` with transformers, whose error messages also cover broken folders."""
+    if not Path(source).is_dir():
+        return None
+    try:
+        return loader(source)
+    except wav2vec2.Unsupported as exc:
+        log.debug("loading %s with transformers: %s", source, exc)
+        return None
 
 
 def quiet_transformers() -> None:
@@ -104,12 +124,20 @@ class _WindowedEncoder:
 
 
 class ContextEncoder:
-    """E_c: last hidden state of a frozen wav2vec2 (any checkpoint Wav2Vec2Model loads)."""
+    """E_c: last hidden state of a frozen wav2vec2 (any checkpoint Wav2Vec2Model loads).
+
+    `model` is a core/wav2vec2.py `Wav2Vec2` (`backend` "torch") or a transformers Wav2Vec2Model
+    ("transformers"); both have `.config`, `state_dict()`, `save_pretrained()` and the same outputs.
+    """
 
     def __init__(self, source: str, window_s: float = 20.0, context_s: float = 2.0, device: str = "cpu", precision: str = "fp32") -> None:
-        from transformers import Wav2Vec2Model
+        model = load_plain(wav2vec2.load_model, source)
+        self.backend = "torch" if model is not None else "transformers"
+        if model is None:
+            from transformers import Wav2Vec2Model
 
-        self.model = load_pretrained(Wav2Vec2Model, source, "context encoder").to(device)
+            model = load_pretrained(Wav2Vec2Model, source, "context encoder")
+        self.model = model.to(device)
         self.device, self.precision = device, precision
         self.windows = _WindowedEncoder(window_s, context_s)
 
@@ -134,14 +162,19 @@ class EmotionEncoder:
     Its head is linear -> mean pool -> linear; both maps are linear, so applying them to each
     frame and averaging over a window equals classifying that window. The per-frame scores are
     averaged over `smooth_s` seconds around each frame: what the classifier says of that second.
+    `model` is a core/wav2vec2.py `Wav2Vec2Classifier` or the transformers model (see ContextEncoder).
     """
 
     def __init__(
         self, source: str, window_s: float = 20.0, context_s: float = 2.0, device: str = "cpu", precision: str = "fp32", smooth_s: float = 1.0
     ) -> None:
-        from transformers import AutoModelForAudioClassification
+        model = load_plain(wav2vec2.load_classifier, source)
+        self.backend = "torch" if model is not None else "transformers"
+        if model is None:
+            from transformers import AutoModelForAudioClassification
 
-        self.model = load_pretrained(AutoModelForAudioClassification, source, "emotion encoder").to(device)
+            model = load_pretrained(AutoModelForAudioClassification, source, "emotion encoder")
+        self.model = model.to(device)
         if not (hasattr(self.model, "projector") and hasattr(self.model, "classifier")):
             raise BundleError(
                 f"emotion encoder {source!r} is a {type(self.model).__name__}; a wav2vec2-style "
