@@ -35,7 +35,6 @@ mesh's rest shape (core/character.py), so a scaled or turned copy of the templat
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from dataclasses import dataclass
 
@@ -388,12 +387,7 @@ def _audible_part(animation: Animation, fps: float, start: float, audible, line:
     if (first, last) == (0, animation.n_frames - 1):
         return animation, 0, float(start)
     cut = slice(first, last + 1)
-    part = dataclasses.replace(
-        animation, **{name: getattr(animation, name)[cut] for name in
-                      ("vertices", "neutral", "emotional", "rotation", "translation", "emotion_probs")},
-        arkit_weights=None if animation.arkit_weights is None else animation.arkit_weights[cut],
-    )
-    return part, first, float(start + first * step)
+    return animation.frames(cut), first, float(start + first * step)
 
 
 def _finish_line(obj, record: dict, line: str, entry: dict, head, part: Animation, scene, fps: float, start: float,

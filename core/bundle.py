@@ -66,8 +66,8 @@ class ModelBundle:
                 f"model bundle {path}: {TEMPLATE} has {template.n_vertices} vertices but config.json "
                 f"says {config.n_vertices}"
             )
-        model = TalkingHeadModel(config)
-        model.load_state_dict(_read_weights(path / WEIGHTS, model), strict=True)
+        model = TalkingHeadModel.uninitialised(config)
+        model.load_state_dict(_read_weights(path / WEIGHTS, model.state_dict()), strict=True)
         model.to(device).eval()
         return cls(path=path, config=config, model=model, template=template)
 
@@ -105,7 +105,9 @@ class ModelBundle:
         return context, emotion
 
 
-def _read_weights(path: Path, model: TalkingHeadModel) -> dict[str, torch.Tensor]:
+def _read_weights(path: Path, expected: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The tensors of `path`, checked against `expected` (a state dict: names, shapes, dtypes),
+    widened to float32; a one-line BundleError for anything else."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -113,7 +115,6 @@ def _read_weights(path: Path, model: TalkingHeadModel) -> dict[str, torch.Tensor
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise BundleError(f"{path.name} in {path.parent} is corrupt or unreadable ({str(exc).splitlines()[0]})") from None
-    expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     if missing or unexpected:

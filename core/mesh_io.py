@@ -56,6 +56,9 @@ def write_mesh(path: str | Path, vertices: np.ndarray, faces: np.ndarray | None 
 def _read_ply(path: Path) -> Mesh:
     from plyfile import PlyData
 
+    fast = _read_triangle_ply(path)
+    if fast is not None:
+        return fast
     ply = PlyData.read(str(path))
     vertex = ply["vertex"]
     vertices = np.stack([vertex["x"], vertex["y"], vertex["z"]], axis=1).astype(np.float32)
@@ -65,6 +68,28 @@ def _read_ply(path: Path) -> Mesh:
         name = "vertex_indices" if "vertex_indices" in data.dtype.names else data.dtype.names[0]
         faces = _triangulate(list(data[name]))
     return Mesh(vertices, faces)
+
+
+def _read_triangle_ply(path: Path) -> Mesh | None:
+    """A binary PLY whose faces are all triangles, read in one numpy pass (plyfile's
+    `known_list_len`, which checks every face's count); None for anything else, read the general
+    way. plyfile reads list properties face by face otherwise: 0.3 s for BIWI's 23,370-vertex
+    template, at every model load."""
+    from plyfile import PlyData, PlyElementParseError
+
+    for name in ("vertex_indices", "vertex_index"):
+        try:
+            with open(path, "rb") as f:
+                ply = PlyData.read(f, mmap=True, known_list_len={"face": {name: 3}})
+                vertex = ply["vertex"]
+                vertices = np.stack([vertex["x"], vertex["y"], vertex["z"]], axis=1).astype(np.float32)
+                if "face" not in ply:
+                    return None
+                faces = np.array(ply["face"].data[name], dtype=np.int32).reshape(-1, 3)
+                return Mesh(vertices, faces)
+        except (PlyElementParseError, KeyError, ValueError, TypeError, IndexError):
+            continue
+    return None
 
 
 def _write_ply(path: Path, vertices: np.ndarray, faces: np.ndarray) -> None:

@@ -15,7 +15,8 @@ Each generator runs three ways on the same weights:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,14 +39,16 @@ def interpolate_frames(features: torch.Tensor, length: int) -> torch.Tensor:
     return x.transpose(1, 2)
 
 
-def head_noise(seed: int, audio_frames: int, dim: int, block: int = 256) -> torch.Tensor:
-    """z ~ N(0, I) per audio-rate frame (METHOD.md section 6), shape (1, audio_frames, dim).
+def head_noise(seed: int, audio_frames: int, dim: int, block: int = 256, first: int = 0) -> torch.Tensor:
+    """z ~ N(0, I) per audio-rate frame (METHOD.md section 6), shape (1, audio_frames - first, dim):
+    frames first .. audio_frames - 1 (a stream asks for each new chunk's frames).
 
     Drawn in fixed blocks, each from its own (seed, block) stream, so the noise of a frame
     does not depend on the clip's length or on the device.
     """
-    blocks = [np.random.default_rng([seed, b]).standard_normal((block, dim)) for b in range(-(-audio_frames // block))]
-    z = np.concatenate(blocks)[:audio_frames] if blocks else np.zeros((0, dim))
+    skip = first // block
+    blocks = [np.random.default_rng([seed, b]).standard_normal((block, dim)) for b in range(skip, -(-audio_frames // block))]
+    z = np.concatenate(blocks)[first - skip * block : audio_frames - skip * block] if blocks else np.zeros((0, dim))
     return torch.from_numpy(z.astype(np.float32)).unsqueeze(0)
 
 
@@ -170,6 +173,16 @@ class TalkingHeadModel(nn.Module):
         self.contrastive = ContrastiveHead(cfg) if cfg.use_contrastive and cfg.use_emotion_stage else None
         self._init_output_layers()
 
+    @classmethod
+    def uninitialised(cls, cfg: ModelConfig) -> "TalkingHeadModel":
+        """The model's layers without random initial weights, for saved weights to be loaded
+        into (`load_state_dict`, strict): drawing them costs 0.3 s for a paper-size bundle.
+        torch.nn.init's functions are no-ops while the layers are made (as transformers'
+        `no_init_weights`); the meta device would also skip them, but its first use imports
+        torch._dynamo and sympy, seconds at start-up. Buffers (sinusoidal positions) are made."""
+        with _no_weight_init():
+            return cls(cfg)
+
     def _init_output_layers(self) -> None:
         """Start near the template and a still head (FaceFormer zero-initialises its output map).
 
@@ -262,6 +275,10 @@ class TalkingHeadModel(nn.Module):
         return self._generate(context, emotion, subject, noise, person, with_head, progress)
 
     def _generate(self, context, emotion, subject, noise, person, with_head, progress) -> FaceMotion:
+        return self._start_run(context, emotion, subject, noise, person, with_head, progress).motion(self)
+
+    def _start_run(self, context, emotion, subject, noise, person, with_head, progress) -> "_Run":
+        """Gn, Ge, Gh over every frame of the features; the run keeps their decoding state."""
         frames = context.shape[1] // self.cfg.k
         stages = 1 + (self.emotion is not None) + (self.head is not None and with_head)
         tick = _ProgressCounter(progress, stages * frames)
@@ -272,7 +289,7 @@ class TalkingHeadModel(nn.Module):
             if noise is None:
                 noise = torch.randn(emotion.shape[0], emotion.shape[1], self.cfg.d_model, device=emotion.device)
             run = self._run_head(run, emotion, noise, tick)
-        return run.motion(self)
+        return run
 
     def _run_neutral(self, context, subject, frames, tick=None) -> "_Run":
         n = self.neutral
@@ -285,7 +302,7 @@ class TalkingHeadModel(nn.Module):
         def query(t: int) -> torch.Tensor:
             return base if t == 0 else base + F.linear(latents[t - 1], w, b)
 
-        _decode_incremental(n.decoder, memory, frames, query, latents.append, self.cfg, tick)
+        run.decodings["neutral"] = _decode_incremental(n.decoder, memory, frames, query, latents.append, self.cfg, tick)
         return run
 
     def _run_emotion(self, run: "_Run", emotion, person, tick=None) -> "_Run":
@@ -304,7 +321,7 @@ class TalkingHeadModel(nn.Module):
                 return q + e.face_in.bias  # ye_0 = T: W_e applied to a zero displacement
             return q + F.linear(hn[t - 1], we_n) + F.linear(he[t - 1], we_e) + be
 
-        _decode_incremental(e.decoder, memory, run.frames, query, he.append, self.cfg, tick)
+        run.decodings["emotion"] = _decode_incremental(e.decoder, memory, run.frames, query, he.append, self.cfg, tick)
         return run
 
     def _run_head(self, run: "_Run", emotion, noise, tick=None) -> "_Run":
@@ -331,13 +348,27 @@ class TalkingHeadModel(nn.Module):
             q = F.linear(hn[t], wf_n, bf) + pose_query(t)
             return q if wf_e is None else q + F.linear(he[t], wf_e)
 
-        _decode_incremental(h.decoder, memory, run.frames, query, lambda x: motions.append(h.motion_out(x)), self.cfg, tick)
+        run.decodings["head"] = _decode_incremental(h.decoder, memory, run.frames, query, lambda x: motions.append(h.motion_out(x)), self.cfg, tick)
         return run
 
     def _identity_motion(self, faces: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         b, t = faces.shape[:2]
         rotation = torch.eye(3, dtype=faces.dtype, device=faces.device).expand(b, t, 3, 3)
         return rotation, faces.new_zeros(b, t, 3)
+
+
+@contextmanager
+def _no_weight_init() -> Iterator[None]:
+    """torch.nn.init's initialisers leave tensors as they are (uninitialised memory) meanwhile."""
+    names = [name for name in dir(nn.init) if name.endswith("_") and not name.startswith("_")]
+    saved = {name: getattr(nn.init, name) for name in names}
+    try:
+        for name in names:
+            setattr(nn.init, name, lambda tensor, *args, **kwargs: tensor)
+        yield
+    finally:
+        for name, function in saved.items():
+            setattr(nn.init, name, function)
 
 
 def _decode_motion(raw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -357,39 +388,127 @@ class _ProgressCounter:
 
 @dataclass
 class _Run:
-    """What the generators produced so far, one list entry (B, 1, ...) per frame."""
+    """What the generators produced so far, one list entry (B, 1, ...) per frame (None once a
+    stream has dropped it), and each generator's decoding state."""
 
     frames: int
     dtype: torch.dtype
 
     def __post_init__(self) -> None:
-        self.neutral_latent: list[torch.Tensor] = []
-        self.emotion_latent: list[torch.Tensor] = []
-        self.motion_raw: list[torch.Tensor] = []
+        self.neutral_latent: list[torch.Tensor | None] = []
+        self.emotion_latent: list[torch.Tensor | None] = []
+        self.motion_raw: list[torch.Tensor | None] = []
+        self.decodings: dict[str, _Decoding] = {}  # "neutral", "emotion", "head"
 
-    def motion(self, model: TalkingHeadModel) -> FaceMotion:
-        # every face decoded at once from the latents
-        neutral = model.neutral.viseme_out(torch.cat(self.neutral_latent, dim=1))
+    def motion(self, model: TalkingHeadModel, first: int = 0) -> FaceMotion:
+        # every face (from frame `first` on) decoded at once from the latents
+        neutral = model.neutral.viseme_out(torch.cat(self.neutral_latent[first:], dim=1))
         emotional = neutral
         if self.emotion_latent:
-            emotional = neutral + model.emotion.expression_out(torch.cat(self.emotion_latent, dim=1))
+            emotional = neutral + model.emotion.expression_out(torch.cat(self.emotion_latent[first:], dim=1))
         if self.motion_raw:
-            rotation, translation = _decode_motion(torch.cat(self.motion_raw, dim=1))
+            rotation, translation = _decode_motion(torch.cat(self.motion_raw[first:], dim=1))
         else:
             rotation, translation = model._identity_motion(emotional)
         return FaceMotion(neutral, emotional, rotation, translation)
 
 
-def _decode_incremental(decoder: Decoder, memory, frames, query, keep, cfg: ModelConfig, tick=None) -> None:
+def _decode_incremental(decoder: Decoder, memory, frames, query, keep, cfg: ModelConfig, tick=None) -> "_Decoding":
     """Frame by frame with a key/value cache; a full window restarts from its recent frames."""
-    cache = decoder.start_cache(memory)
-    for t in range(frames):
-        start = window_start(t, cfg.max_frames, cfg.window_overlap)
-        if t == 0 or start != cache.window_start:
-            # Open a window: its prompt (the most recent frames) and frame t in parallel.
-            h = decoder.prime(cache, torch.cat([query(s) for s in range(start, t + 1)], dim=1), start)[:, -1:]
+    decoding = _Decoding(decoder, memory, query, keep, cfg)
+    decoding.advance(frames, tick)
+    return decoding
+
+
+class _Decoding:
+    """One generator's incremental decoding: its key/value cache and open window, ready to go on.
+
+    Frames are numbered from the clip's start; `offset` frames of audio memory have been dropped
+    from the cache's front (a stream's, once no window can reach them)."""
+
+    def __init__(self, decoder: Decoder, memory: torch.Tensor, query, keep, cfg: ModelConfig) -> None:
+        self.decoder, self.query, self.keep, self.cfg = decoder, query, keep, cfg
+        self.cache = decoder.start_cache(memory)
+        self.frames = 0  # frames decoded so far
+        self.window = -1  # first frame of the open window (none yet)
+        self.offset = 0
+
+    def advance(self, frames: int, tick=None) -> None:
+        """Decode frames self.frames .. frames - 1 (their audio memory must be in the cache)."""
+        for t in range(self.frames, frames):
+            start = window_start(t, self.cfg.max_frames, self.cfg.window_overlap)
+            if start != self.window:
+                # Open a window: its prompt (the most recent frames) and frame t in parallel.
+                prompt = torch.cat([self.query(s) for s in range(start, t + 1)], dim=1)
+                h = self.decoder.prime(self.cache, prompt, start - self.offset)[:, -1:]
+                self.window = start
+            else:
+                h = self.decoder.step(self.cache, self.query(t))
+            self.keep(h)
+            if tick:
+                tick()
+        self.frames = max(self.frames, frames)
+
+    def extend(self, memory: torch.Tensor) -> None:
+        """Append the audio memory (B, k n, d) of n more frames."""
+        more = self.decoder.start_cache(memory).memory_kv
+        self.cache.memory_kv = [(torch.cat([k, k2], dim=2), torch.cat([v, v2], dim=2)) for (k, v), (k2, v2) in zip(self.cache.memory_kv, more)]
+
+    def forget(self, frame: int) -> None:
+        """Drop the audio memory of the frames before `frame` (never the open window's)."""
+        drop = min(frame, self.window) - self.offset
+        if drop > 0:
+            cut = self.cfg.k * drop
+            self.cache.memory_kv = [(k[:, :, cut:], v[:, :, cut:]) for k, v in self.cache.memory_kv]
+            self.cache.window_start -= drop
+            self.offset += drop
+
+
+class GenerationStream:
+    """`generate`, a block of frames at a time, for audio that is still arriving (core/streaming.py).
+
+    Each `push` hands over the features of the next frames; Gn, Ge and Gh decode them from the
+    state the frames before left (key/value caches, open windows), as `generate` decodes a whole
+    clip, so frames pushed in any blocks equal `generate`'s on the same features (to float
+    rounding). What no later window can reach (audio memory, latents) is dropped, so a stream of
+    any length runs in bounded memory."""
+
+    def __init__(self, model: TalkingHeadModel, subject: torch.Tensor, person: torch.Tensor | None = None, with_head: bool = True) -> None:
+        self.model, self.subject, self.person = model, subject, person
+        self.with_head = with_head and model.head is not None
+        self.frames = 0  # frames decoded so far
+        self.run: _Run | None = None
+        self._dropped = 0  # latents before this frame are gone
+
+    @torch.no_grad()
+    def push(self, context: torch.Tensor, emotion: torch.Tensor, noise: torch.Tensor | None = None) -> FaceMotion:
+        """context (B, k n, Dc), emotion (B, k n, De), noise (B, k n, d): n more frames' features
+        (as `generate` takes a clip's) -> those n frames as a FaceMotion (B, n, ...)."""
+        model, first = self.model, self.frames
+        total = first + context.shape[1] // model.cfg.k
+        if self.with_head and noise is None:
+            noise = torch.randn(emotion.shape[0], emotion.shape[1], model.cfg.d_model, device=emotion.device)
+        if self.run is None:
+            self.run = model._start_run(context, emotion, self.subject, noise, self.person, self.with_head, None)
         else:
-            h = decoder.step(cache, query(t))
-        keep(h)
-        if tick:
-            tick()
+            steps = {"neutral": lambda: model.neutral.audio_in(context), "emotion": lambda: model.emotion.audio_in(emotion),
+                     "head": lambda: model.head.memory(emotion, noise)}
+            for name, decoding in self.run.decodings.items():  # Gn, then Ge, then Gh: each reads the one before
+                decoding.extend(steps[name]())
+                decoding.advance(total)
+            self.run.frames = total
+        self.frames = total
+        motion = self.run.motion(model, first)
+        self._forget()
+        return motion
+
+    def _forget(self) -> None:
+        run = self.run
+        window = min(d.window for d in run.decodings.values())
+        for decoding in run.decodings.values():
+            decoding.forget(window)
+        keep = max(window - 1, 0)  # a window's prompt reads the latents of the frame before it
+        for frames in (run.neutral_latent, run.emotion_latent, run.motion_raw):
+            for t in range(self._dropped, min(keep, len(frames))):
+                frames[t] = None
+        self._dropped = max(self._dropped, keep)

@@ -46,7 +46,7 @@ class AnimateTask:
     seed: int = 0
     with_head: bool = True
     device: str = "auto"
-    precision: str = "fp32"
+    precision: str = "auto"
 
     kind = "animate"
 
@@ -69,7 +69,7 @@ class AnimateTask:
             seed=int(data.get("seed", 0)),
             with_head=bool(data.get("with_head", True)),
             device=str(data.get("device", "auto")),
-            precision=str(data.get("precision", "fp32")),
+            precision=str(data.get("precision", "auto")),
         )
 
 

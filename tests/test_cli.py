@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import soundfile
 
+from talking_head.core.animation import Animation
 from talking_head.core.bundle import ModelBundle
 from talking_head.app.cli import main
 from talking_head.core.mesh_io import read_mesh
@@ -21,12 +22,13 @@ def run_cli(*args: str) -> int:
     return main([str(a) for a in args])
 
 
-def test_animate_writes_every_array(tmp_path, tiny_bundle_dir, clip_3s):
+def test_animate_writes_the_take_and_stages_on_request(tmp_path, tiny_bundle_dir, clip_3s):
     out = tmp_path / "take.npz"
     assert run_cli("animate", clip_3s, "--bundle", tiny_bundle_dir, "--out", out, "--subject", "F3", "--device", "cpu") == 0
     data = np.load(out)
     n = 75  # 3 s at 25 fps
-    assert data["vertices"].shape == data["neutral"].shape == data["emotional"].shape == (n, 200, 3)
+    assert data["vertices"].shape == (n, 200, 3)
+    assert "neutral" not in data and "emotional" not in data  # stages only on request: a third of the size
     assert data["rotation"].shape == (n, 3, 3) and data["translation"].shape == (n, 3)
     assert data["emotion_probs"].shape == (n, 5) and list(data["emotion_labels"])[0] == "neutral"
     assert int(data["fps"]) == 25
@@ -34,10 +36,20 @@ def test_animate_writes_every_array(tmp_path, tiny_bundle_dir, clip_3s):
     r = data["rotation"]
     assert np.allclose(r @ r.transpose(0, 2, 1), np.eye(3), atol=1e-5)
     assert np.allclose(np.linalg.det(r), 1, atol=1e-5)
+    staged = tmp_path / "staged.npz"
+    assert run_cli("animate", clip_3s, "--bundle", tiny_bundle_dir, "--out", staged, "--subject", "F3", "--stages") == 0
+    full = np.load(staged)
+    assert full["neutral"].shape == full["emotional"].shape == (n, 200, 3)
+    np.testing.assert_array_equal(full["vertices"], data["vertices"])
     # v_t = R_t (ye_t - P) + P + tau_t
-    pivot = data["pivot"]
-    recomposed = np.einsum("nij,nvj->nvi", r, data["emotional"] - pivot) + pivot + data["translation"][:, None]
-    assert np.allclose(recomposed, data["vertices"], atol=1e-5)
+    pivot = full["pivot"]
+    recomposed = np.einsum("nij,nvj->nvi", r, full["emotional"] - pivot) + pivot + full["translation"][:, None]
+    assert np.allclose(recomposed, full["vertices"], atol=1e-5)
+    # Without stages, the face without head motion is recovered from the final vertices.
+    lean = Animation.load_npz(out)
+    assert lean.neutral is None
+    np.testing.assert_allclose(lean.emotional, full["emotional"], atol=1e-5)
+    assert out.stat().st_size < staged.stat().st_size / 2.5
 
 
 def test_animate_writes_meshes_per_frame(tmp_path, tiny_bundle_dir, clip_3s):
@@ -161,7 +173,7 @@ def test_animate_gives_arkit_channels_and_a_live_link_csv(tmp_path, clip_3s):
     bundle = tmp_path / "head"
     make_tiny_bundle(bundle, template=str(_template_ply(tmp_path, head)), max_frames=40, window_overlap=15)
     npz, csv = tmp_path / "take.npz", tmp_path / "take.csv"
-    assert run_cli("animate", clip_3s, "--bundle", bundle, "--out", npz, "--device", "cpu", "--seed", "2") == 0
+    assert run_cli("animate", clip_3s, "--bundle", bundle, "--out", npz, "--device", "cpu", "--seed", "2", "--stages") == 0
     assert run_cli("animate", clip_3s, "--bundle", bundle, "--out", csv, "--device", "cpu", "--seed", "2") == 0
     data = np.load(npz)
     weights = data["arkit_weights"]

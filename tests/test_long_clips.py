@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from talking_head.core import animation as animation_module
 from talking_head.core import arkit, pipeline
 from talking_head.core.arkit import ARKIT_NAMES, ArkitSolver
 from talking_head.core.audio import load_audio
@@ -25,6 +26,10 @@ def test_faces_in_chunks_are_the_whole_clip_formula(tiny_bundle_dir, clip_3s, mo
     np.testing.assert_array_equal(animation.vertices, whole)
     assert not np.shares_memory(animation.neutral, animation.emotional)
     assert np.abs(animation.emotional - template).max() < np.abs(template).max()  # displacements, around the template
+    # A file without stages gives the face back from the final vertices, chunk by chunk too.
+    monkeypatch.setattr(animation_module, "CHUNK_FRAMES", 7)
+    recovered = animation_module.remove_head_motion(animation.vertices, animation.rotation, animation.translation, pivot)
+    np.testing.assert_allclose(recovered, animation.emotional, atol=1e-5)
 
 
 def test_arkit_solve_from_faces_in_chunks_is_the_solve_of_displacements(monkeypatch):

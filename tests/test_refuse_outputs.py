@@ -243,20 +243,20 @@ def _disk_full(*args, **kwargs):
 
 def test_a_full_disk_leaves_the_earlier_npz_and_no_partial_file(capsys, tmp_path, monkeypatch, tiny_bundle_dir, clip_3s):
     out = tmp_path / "take.npz"
-    real = np.savez_compressed
+    real = np.savez
 
     def fill_the_disk(file, *args, **kwargs):
         file.write(b"PK\x03\x04 half a zip")
         _disk_full()
 
-    monkeypatch.setattr(np, "savez_compressed", fill_the_disk)
+    monkeypatch.setattr(np, "savez", fill_the_disk)
     refused(capsys, "animate", clip_3s, "--bundle", tiny_bundle_dir, "--out", out, says="no space left on device (nothing was written there)")
     assert leftovers(tmp_path) == []
-    monkeypatch.setattr(np, "savez_compressed", real)
+    monkeypatch.setattr(np, "savez", real)
     assert main(["animate", str(clip_3s), "--bundle", str(tiny_bundle_dir), "--out", str(out)]) == 0
     good = out.read_bytes()
     capsys.readouterr()
-    monkeypatch.setattr(np, "savez_compressed", fill_the_disk)
+    monkeypatch.setattr(np, "savez", fill_the_disk)
     refused(capsys, "animate", clip_3s, "--bundle", tiny_bundle_dir, "--out", out, says="the earlier file is unchanged")
     assert out.read_bytes() == good and leftovers(tmp_path) == ["take.npz"]
 
@@ -339,7 +339,7 @@ def test_atomic_files_get_ordinary_permissions(tmp_path):
 SLOW_WRITER = """
 import io, os, sys, time
 import numpy as np
-real = np.savez_compressed
+real = np.savez
 def slow(file, *args, **kwargs):
     buffer = io.BytesIO()
     real(buffer, *args, **kwargs)
@@ -357,7 +357,7 @@ def slow(file, *args, **kwargs):
                 while len(os.listdir(barrier)) < 2 and time.time() < deadline:
                     time.sleep(0.02)
         time.sleep(0.05)
-np.savez_compressed = slow
+np.savez = slow
 from talking_head.app.cli import main
 sys.exit(main(sys.argv[1:]))
 """

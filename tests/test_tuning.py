@@ -90,8 +90,8 @@ def test_style_file_round_trip_and_animate_with_it(tmp_path, trained):
     assert len(data["clips"]) == 4  # 3 for tuning, 1 to stop early
     style = Style.load(out)
     wav = Corpus(corpus_dir).wav_path("F1_e33")
-    assert main(["animate", str(wav), "--bundle", str(bundle_dir), "--out", str(tmp_path / "a.npz"), "--style", str(out)]) == 0
-    assert main(["animate", str(wav), "--bundle", str(bundle_dir), "--out", str(tmp_path / "b.npz"), "--subject", "F2"]) == 0
+    assert main(["animate", str(wav), "--bundle", str(bundle_dir), "--out", str(tmp_path / "a.npz"), "--style", str(out), "--stages"]) == 0
+    assert main(["animate", str(wav), "--bundle", str(bundle_dir), "--out", str(tmp_path / "b.npz"), "--subject", "F2", "--stages"]) == 0
     with_style, plain = np.load(tmp_path / "a.npz"), np.load(tmp_path / "b.npz")
     assert not np.allclose(with_style["emotional"], plain["emotional"])
     assert np.array_equal(with_style["neutral"], plain["neutral"])  # the style changes Ge only
