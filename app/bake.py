@@ -10,12 +10,20 @@ It builds a scene (sound strip at frame 1, the template head or MESH), or opens 
 runs the same worker and writer as the panel, saves OUT.blend with the sound packed in (it plays
 with sound when opened), and optionally exports FBX / Alembic and renders a preview strip. With
 --landmarks the face gets the ARKit shape keys it lacks and the take is ARKit curves.
+
+    talking-head bake AUDIO AUDIO ... | FOLDER [--recursive] --bundle DIR --blend OUTDIR [--fbx DIR] ...
+
+Several sound files, or a folder of them: each gets its own scene, written as OUTDIR/NAME.blend
+(and DIR/NAME.fbx, ...), NAME being the sound file's; a file that fails is skipped with one line
+(app/batch.py). The add-on stays registered for the whole run, so the panel's worker, which stays
+loaded between tasks (blender/worker_client.py), loads the model once.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,15 +33,17 @@ from ..core.audio import FACE_FPS
 from ..core.bundle_info import read_bundle_info
 from ..core.errors import AudioError, TalkingHeadError
 from ..core.outputs import check_output_file
-from . import checks
+from . import batch, checks
 
 
 def register(commands) -> None:
     """Add the `bake` sub-command to app/cli.py's sub-parsers (bpy is imported only when run)."""
     bake = commands.add_parser("bake", help="sound file -> animated .blend (and FBX, Alembic, preview) with Blender's bpy")
-    bake.add_argument("audio", type=Path, help="sound file (WAV, FLAC, OGG, MP3, ...)")
+    bake.add_argument("audio", type=Path, nargs="+", help="sound file (WAV, FLAC, OGG, MP3, ...); several, or a folder of them: "
+                      "one .blend each, named after it, in the --blend folder")
+    bake.add_argument("--recursive", action="store_true", help="a folder's sub-folders too (their outputs go into the same sub-folders)")
     bake.add_argument("--bundle", required=True, type=Path, help="model bundle folder")
-    bake.add_argument("--blend", required=True, type=Path, help="OUT.blend to write")
+    bake.add_argument("--blend", required=True, type=Path, help="OUT.blend to write; with several inputs, the folder for NAME.blend")
     bake.add_argument("--mesh", type=Path, help="face mesh (.ply/.obj), Y-up: the template's topology, or any with --landmarks")
     bake.add_argument("--scene", type=Path, help="the user's IN.blend to animate an object of (never written)")
     bake.add_argument("--object", default="", help="with --scene: the face mesh object's name")
@@ -41,9 +51,9 @@ def register(commands) -> None:
     bake.add_argument("--bone", default="", help="ARMATURE:BONE that carries the head motion (instead of the face object)")
     bake.add_argument("--take", choices=("auto", "arkit", "shape-keys"), default="auto",
                       help="ARKit curves or per-vertex shape keys (auto: curves when the face has ARKit keys)")
-    bake.add_argument("--fbx", type=Path, help="also export FBX (shape-key and object animation)")
-    bake.add_argument("--abc", type=Path, help="also export Alembic (vertex positions per frame)")
-    bake.add_argument("--preview", type=Path, help="also render a strip of frames (Cycles, CPU) into this PNG")
+    bake.add_argument("--fbx", type=Path, help="also export FBX (shape-key and object animation); with several inputs, a folder")
+    bake.add_argument("--abc", type=Path, help="also export Alembic (vertex positions per frame); with several inputs, a folder")
+    bake.add_argument("--preview", type=Path, help="also render a strip of frames (Cycles, CPU) into this PNG; with several inputs, a folder")
     bake.add_argument("--seed", type=checks.seed, default=0, help=f"head-motion variation, 0 to {checks.SEED_MAX} (same seed, same motion)")
     bake.add_argument("--subject", default="", help="speaking style: a subject of the bundle (default: its first)")
     bake.add_argument("--style", type=Path, help="a tuned style (STYLE.json from `talking-head tune` or the panel)")
@@ -57,13 +67,75 @@ def register(commands) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    bake(
-        args.audio, args.bundle, args.blend, mesh=args.mesh, fbx=args.fbx, abc=args.abc, preview=args.preview,
-        seed=args.seed, subject=args.subject, style=args.style, head=not args.no_head, per_frame=args.per_frame,
-        fps=args.fps, device=args.device, scene_file=args.scene, object_name=args.object, landmarks=args.landmarks,
-        bone=args.bone, take=args.take,
-    )
+    if batch.several(args.audio):
+        return run_many(args)
+    bake(args.audio[0], args.bundle, args.blend, fbx=args.fbx, abc=args.abc, preview=args.preview, **_options(args))
     return 0
+
+
+def run_many(args: argparse.Namespace) -> int:
+    """`bake` of several sound files (or a folder): FOLDER/NAME.blend each (and .fbx, .abc, .png
+    with those options, each a folder), under one progress bar; a file that fails is skipped with
+    one line, and the exit code is 2 (app/batch.py). Everything but the sound files is checked
+    once, before the first: the output folders, Blender, the bundle and subject, --scene, --landmarks, --style."""
+    files = batch.sound_files(args.audio, args.recursive)
+    folders = {option: folder for option, folder in (("--blend", args.blend), ("--fbx", args.fbx), ("--abc", args.abc), ("--preview", args.preview))
+               if folder is not None}
+    for option, folder in folders.items():
+        batch.check_output_folder(folder, option, OUTPUT_SUFFIXES[option])
+    targets = {file: {option: file.output(folder, OUTPUT_SUFFIXES[option]) for option, folder in folders.items()} for file in files}
+    inputs = [("audio file", file.path) for file in files] + _other_inputs(args.scene, args.mesh, args.style, args.landmarks)
+    for option in folders:
+        batch.check_not_inputs((outputs[option] for outputs in targets.values()), option, inputs)
+    try:
+        import bpy
+    except ImportError:
+        raise TalkingHeadError("`bake` needs Blender's Python module: pip install bpy (Python 3.11)") from None
+    from .. import register as register_addon, unregister as unregister_addon
+    from ..core.audio import load_audio
+    from ..core.character import read_landmarks
+    from ..core.style import Style
+
+    info = read_bundle_info(args.bundle.resolve())
+    if args.subject:
+        info.config.subject_index(args.subject)
+    if args.scene is not None:
+        _check_scene_file(args.scene, targets[files[0]]["--blend"], args.object, args.mesh)
+    if args.landmarks:
+        read_landmarks(args.landmarks)
+    if args.style:
+        Style.load(args.style)
+
+    def bake_one(file: batch.SoundFile) -> str:
+        load_audio(file.path)  # a bad file fails here, before a scene is built and the worker asked
+        outputs = targets[file]
+        said: list[str] = []
+        bake(file.path, args.bundle, outputs["--blend"], fbx=outputs.get("--fbx"), abc=outputs.get("--abc"), preview=outputs.get("--preview"),
+             say=said.append, **_options(args))
+        return f"{file.path}: " + "; ".join(said)
+
+    # Registered for the whole run (bake() then leaves it so): the worker that stays loaded between
+    # tasks is stopped by the add-on's unregister, so it loads the model once, not once a file.
+    registered = not hasattr(bpy.types.Scene, "talking_head")
+    if registered:
+        register_addon()
+    try:
+        return batch.run_each(files, bake_one, "baked", args.blend)
+    finally:
+        if registered:
+            unregister_addon()
+
+
+def _options(args: argparse.Namespace) -> dict:
+    """bake()'s keywords from the command line, but for the sound file and the outputs."""
+    return dict(mesh=args.mesh, seed=args.seed, subject=args.subject, style=args.style, head=not args.no_head, per_frame=args.per_frame,
+                fps=args.fps, device=args.device, scene_file=args.scene, object_name=args.object, landmarks=args.landmarks,
+                bone=args.bone, take=args.take)
+
+
+def _other_inputs(scene_file: Path | None, mesh: Path | None, style: Path | None, landmarks: str | None) -> list[tuple[str, Path | str | None]]:
+    return [("--scene file", scene_file), ("--mesh file", mesh), ("--style file", style),
+            ("--landmarks file", None if landmarks == "biwi" else landmarks)]
 
 
 @dataclass
@@ -94,11 +166,11 @@ def bake(
     landmarks: str | None = None,
     bone: str = "",
     take: str = "auto",
+    say: Callable[[str], None] = print,
 ) -> Baked:
     """The Animate button in a fresh scene (or the user's `scene_file`): build it, run the worker
-    once, write and save."""
-    inputs = [("audio file", audio), ("--scene file", scene_file), ("--mesh file", mesh), ("--style file", style),
-              ("--landmarks file", None if landmarks == "biwi" else landmarks)]
+    once, write and save. `say` gets the lines that tell what was made."""
+    inputs = [("audio file", audio), *_other_inputs(scene_file, mesh, style, landmarks)]
     check_bake_outputs({"--blend": blend, "--fbx": fbx, "--abc": abc, "--preview": preview}, inputs)
     try:
         import bpy
@@ -158,18 +230,18 @@ def bake(
         result = session.run(request)
         take = session.apply(scene, settings, request, result)
         what = "ARKit channel curves" if take.kind == "ARKIT" else "shape keys"
-        print(f"animated {take.n_shape_keys} {what} over frames {take.frame_start}-{take.frame_end}")
+        say(f"animated {take.n_shape_keys} {what} over frames {take.frame_start}-{take.frame_end}")
         strip.sound.pack()
         blend.parent.mkdir(parents=True, exist_ok=True)
         bpy.ops.wm.save_as_mainfile(filepath=str(blend.resolve()), check_existing=False)
-        print(f"wrote {blend}")
+        say(f"wrote {blend}")
         if fbx:
-            print(f"wrote {export.export_fbx(settings.target, fbx.resolve(), scene)}")
+            say(f"wrote {export.export_fbx(settings.target, fbx.resolve(), scene)}")
         if abc:
-            print(f"wrote {export.export_alembic(settings.target, abc.resolve(), scene)}")
+            say(f"wrote {export.export_alembic(settings.target, abc.resolve(), scene)}")
         if preview:
             frames = blender_preview.spread_frames(take.frame_start, take.frame_end)
-            print(f"wrote {blender_preview.render_strip(settings.target, preview.resolve(), frames, scene=scene)}")
+            say(f"wrote {blender_preview.render_strip(settings.target, preview.resolve(), frames, scene=scene)}")
     finally:
         if registered:
             unregister_addon()

@@ -35,9 +35,14 @@ def build_parser() -> argparse.ArgumentParser:
     pack.set_defaults(run=_run_bundle_pack)
 
     animate = commands.add_parser("animate", help="sound file -> animation arrays or meshes")
-    animate.add_argument("audio", type=Path, help="sound file (WAV, FLAC, OGG, MP3, ...)")
+    animate.add_argument("audio", type=Path, nargs="+", help="sound file (WAV, FLAC, OGG, MP3, ...); several, or a folder of them: "
+                         "one output each, named after it, in the --out folder")
     animate.add_argument("--bundle", required=True, type=Path, help="model bundle folder")
-    animate.add_argument("--out", required=True, type=Path, help="OUT.npz, OUT.csv (Live Link Face: ARKit channels and head), OUT.ply / OUT.obj (one mesh per frame), or a folder")
+    animate.add_argument("--out", required=True, type=Path, help="OUT.npz, OUT.csv (Live Link Face: ARKit channels and head), OUT.ply / OUT.obj (one mesh per frame), or a folder; "
+                         "with several inputs (or --format), the folder for their outputs")
+    animate.add_argument("--format", choices=("npz", "csv", "ply", "obj"), help="with several inputs: OUT/NAME.npz (the default), OUT/NAME.csv, "
+                         "or OUT/NAME/ of .ply / .obj meshes per frame, NAME being the input's; with one input, the same into the --out folder")
+    animate.add_argument("--recursive", action="store_true", help="a folder's sub-folders too (their outputs go into the same sub-folders of --out)")
     animate.add_argument("--subject", help="speaking style: a subject of the bundle (default: its first)")
     animate.add_argument("--style", type=Path, help="a tuned style (STYLE.json from `talking-head tune`)")
     animate.add_argument("--blend-with", metavar="SUBJECT_OR_STYLE", help="mix a second style in: a subject name or a STYLE.json")
@@ -45,8 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     animate.add_argument("--seed", type=checks.seed, default=0, help=f"head-motion variation, 0 to {checks.SEED_MAX} (same seed, same motion)")
     animate.add_argument("--no-head", action="store_true", help="no head motion")
     animate.add_argument("--device", type=checks.device, choices=checks.DEVICES, default="auto", help="auto (CUDA, else Apple MPS, when present), cpu, cuda or mps")
-    animate.add_argument("--precision", choices=("fp32", "bf16"), default="fp32", help="encoder precision (bf16: about 2x faster on recent CPUs)")
-    animate.add_argument("--mesh-format", choices=("ply", "obj"), default="ply", help="per-frame meshes in a folder")
+    animate.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto", help="encoder precision (auto: bf16 on CPUs with native bf16, where it is about 2x faster, else fp32)")
+    animate.add_argument("--stages", action="store_true", help="the .npz also holds neutral and emotional (Gn's and Ge's faces without head motion): three times the size")
+    animate.add_argument("--mesh-format", choices=("ply", "obj"), help="per-frame meshes in a folder (default ply; with several inputs, as --format)")
     animate.set_defaults(run=_run_animate)
 
     tune = commands.add_parser("tune", help="tune a personal style from a few clips of a person")
@@ -95,10 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
     from .corpus_cli import register as register_corpus
     from .demo import register as register_demo
     from .encoder_cli import register as register_encoders
+    from .stream_cli import register as register_stream
 
     register_corpus(commands)
     register_encoders(commands)
     register_demo(commands)
+    register_stream(commands)
 
     blender_bake.register(commands)
     return parser
@@ -134,16 +142,73 @@ def _run_bundle_pack(args: argparse.Namespace) -> int:
 
 
 def _run_animate(args: argparse.Namespace) -> int:
+    from . import batch
+
+    if args.format or batch.several(args.audio):
+        return _run_animate_many(args)
+    audio: Path = args.audio[0]
+    mesh_format = args.mesh_format or "ply"
     from ..core.outputs import FrameFiles, check_animate_out
 
-    kind = check_animate_out(args.out, args.audio)  # before the model loads: a bad --out costs a moment
-    earlier = FrameFiles.of(args.out, args.mesh_format).existing() if kind in ("meshes", "folder") else []
+    kind = check_animate_out(args.out, audio)  # before the model loads: a bad --out costs a moment
+    earlier = FrameFiles.of(args.out, mesh_format).existing() if kind in ("meshes", "folder") else []
 
     from ..core.pipeline import animate_task
+
+    task = _animate_task(args, audio)
+    with _ProgressBar() as bar:
+        animation, animator = animate_task(task, progress=bar)
+    print(_write_take(animation, animator, args.out, kind, mesh_format, earlier, args.stages))
+    if not animator.bundle.config.trained:
+        print("note: this bundle is UNTRAINED (random weights); its motion is meaningless", file=sys.stderr)
+    return 0
+
+
+def _run_animate_many(args: argparse.Namespace) -> int:
+    """Several sound files (or a folder, or --format): one model load, OUT/NAME.FORMAT each, a bar
+    over the files, a failing file skipped with one line (app/batch.py)."""
+    import dataclasses
+
+    from ..core.outputs import FrameFiles
+    from . import batch
+
+    form = args.format or args.mesh_format or "npz"
+    kind, suffix = (form, "." + form) if form in ("npz", "csv") else ("folder", "")
+    files = batch.sound_files(args.audio, args.recursive)  # refuses a folder without sound files, two inputs of one name
+    batch.check_output_folder(args.out, "--out", suffix, "with several inputs" if batch.several(args.audio) else "with --format")
+    targets = {file: file.output(args.out, suffix) for file in files}
+    batch.check_not_inputs(targets.values(), "--out", [("audio file", file.path) for file in files])
+
+    from ..core.audio import load_audio
+    from ..core.pipeline import animate_task, load_animator, person_for
+
+    animator = load_animator(args.bundle, args.device, args.precision)  # once, for every file
+    task = _animate_task(args, "")
+    # What every file would fail on is said once, before the first: an unknown subject or style, no ARKit channels.
+    person_for(animator.bundle, task.style.to_json(), task.blend_with.to_json() if task.blend_with is not None else None, task.blend_weight)
+    if kind == "csv" and animator.arkit_solver() is None:
+        raise TalkingHeadError(f"no ARKit channels for a Live Link CSV: {animator.arkit_problem}")
+
+    def animate_one(file) -> str:
+        samples = load_audio(file.path)  # a bad file fails here, in its turn
+        with _ProgressBar() as bar:
+            animation, _ = animate_task(dataclasses.replace(task, audio=str(file.path)), animator=animator, progress=bar, samples=samples)
+        out = targets[file]
+        earlier = FrameFiles.of(out, form).existing() if kind == "folder" else []
+        return _write_take(animation, animator, out, kind, form, earlier, args.stages)
+
+    code = batch.run_each(files, animate_one, "animated", args.out)
+    if not animator.bundle.config.trained:
+        print("note: this bundle is UNTRAINED (random weights); its motion is meaningless", file=sys.stderr)
+    return code
+
+
+def _animate_task(args: argparse.Namespace, audio: Path | str):
+    """The `AnimateTask` of `animate`'s options for one sound file."""
     from ..core.tasks import AnimateTask, StyleChoice
 
-    task = AnimateTask(
-        audio=str(args.audio),
+    return AnimateTask(
+        audio=str(audio),
         bundle=str(args.bundle),
         style=StyleChoice(subject=args.subject or "", file=str(args.style) if args.style else ""),
         blend_with=_style_choice(args.blend_with) if args.blend_with else None,
@@ -153,27 +218,23 @@ def _run_animate(args: argparse.Namespace) -> int:
         device=args.device,
         precision=args.precision,
     )
-    with _ProgressBar() as bar:
-        animation, animator = animate_task(task, progress=bar)
-    bundle = animator.bundle
-    out: Path = args.out
+
+
+def _write_take(animation, animator, out: Path, kind: str, mesh_format: str, earlier: list[Path], stages: bool = False) -> str:
+    """Write one take as `kind` says (core/outputs.py: whole or not at all). -> the line that says what was written"""
     if kind == "csv":
         from ..core.live_link import write_live_link_csv
 
         if animation.arkit_weights is None:
             raise TalkingHeadError(f"no ARKit channels for a Live Link CSV: {animator.arkit_problem}")
         write_live_link_csv(out, animation.arkit_weights, animation.fps, animation.rotation)
-        print(f"wrote {animation.n_frames} frames of 52 ARKit channels and head rotation to {out}")
-    elif kind == "npz":
-        animation.save_npz(out)
-        print(f"wrote {animation.n_frames} frames to {out}")
-    else:
-        paths = animation.write_frames(out, args.mesh_format)
-        replaced = f"; replaced an earlier take of {len(earlier)} frames" if earlier else ""
-        print(f"wrote {len(paths)} meshes ({paths[0].name} ... {paths[-1].name}) to {paths[0].parent}{replaced}")
-    if not bundle.config.trained:
-        print("note: this bundle is UNTRAINED (random weights); its motion is meaningless", file=sys.stderr)
-    return 0
+        return f"wrote {animation.n_frames} frames of 52 ARKit channels and head rotation to {out}"
+    if kind == "npz":
+        animation.save_npz(out, stages=stages)
+        return f"wrote {animation.n_frames} frames to {out}"
+    paths = animation.write_frames(out, mesh_format)
+    replaced = f"; replaced an earlier take of {len(earlier)} frames" if earlier else ""
+    return f"wrote {len(paths)} meshes ({paths[0].name} ... {paths[-1].name}) to {paths[0].parent}{replaced}"
 
 
 def _run_tune(args: argparse.Namespace) -> int:
