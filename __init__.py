@@ -27,10 +27,13 @@ def register() -> None:
 
 
 def unregister() -> None:
+    """Also stops the worker that stays loaded between Animate clicks (a new version of the
+    add-on may be installed next, and a disabled add-on holds no model in memory)."""
     import bpy
 
-    from .blender import properties
+    from .blender import properties, worker_client
 
+    worker_client.close_server()
     for cls in reversed(_classes()):
         bpy.utils.unregister_class(cls)
     properties.unregister()

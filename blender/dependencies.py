@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..core.errors import TalkingHeadError
+from .worker_client import close_server
 
 # The package Blender registered us under ("talking_head", or "bl_ext.<repo>.talking_head").
 ROOT_PACKAGE = __package__.rsplit(".", 1)[0]
@@ -518,12 +519,15 @@ def start_install(facts: PlatformFacts | None = None, app=None, probe: Callable[
     check_online_access(app)
     facts = facts or detect_platform()
     plan = plan_install(facts, install_folder(facts), has_pip=importlib.util.find_spec("pip") is not None)
-    return Installation(plan, probe=probe).start()
+    installation = Installation(plan, probe=probe).start()
+    close_server()  # the worker that stays loaded has the old packages imported: the next click starts a new one
+    return installation
 
 
 def remove_installed(folders: list[Path] | None = None) -> list[Path]:
     """Delete the add-on's own install folders (never the 'Python with torch' environment); the removed ones."""
     removed = []
+    close_server()  # the worker that stays loaded runs from these folders
     for folder in folders if folders is not None else install_folders():
         if not folder.is_dir():
             continue

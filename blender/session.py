@@ -245,8 +245,9 @@ def prepare(scene: bpy.types.Scene, settings, speaking_style: str = "") -> Anima
 
 
 def start(request: AnimateRequest) -> WorkerProcess:
-    """The worker runs in the request's folder, which its cleanup() deletes."""
-    return WorkerProcess.start(request.python, request.task, request.python_paths, request.work_dir)
+    """The task goes to the worker that stays loaded between Animate clicks (worker_client.py
+    `SERVER`); it runs in the request's folder, which the handle's cleanup() deletes."""
+    return WorkerProcess.start(request.python, request.task, request.python_paths, request.work_dir, persistent=True)
 
 
 def apply(scene: bpy.types.Scene, settings, request: AnimateRequest, result: WorkerResult) -> writer.TakeInfo:

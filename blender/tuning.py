@@ -102,7 +102,7 @@ def prepare(scene: bpy.types.Scene, settings) -> TuneRequest:
 
 def start(request: TuneRequest) -> WorkerProcess:
     try:
-        return WorkerProcess.start(request.python, request.task, request.python_paths, work_dir=request.work_dir)
+        return WorkerProcess.start(request.python, request.task, request.python_paths, work_dir=request.work_dir, persistent=True)
     except BaseException:
         request.discard()
         raise

@@ -410,3 +410,16 @@ def test_mps_flows_to_the_command_line_and_the_panel():
         settings.device = "mps"
     finally:
         talking_head.unregister()
+
+
+def test_removing_or_installing_dependencies_stops_the_loaded_worker(tmp_path, monkeypatch):
+    """The worker that stays loaded between clicks has the installed packages imported: changing
+    them closes it, so the next Animate starts a worker on what is installed now."""
+    from talking_head.blender import dependencies
+
+    closed = []
+    monkeypatch.setattr(dependencies, "close_server", lambda: closed.append(True))
+    folder = tmp_path / "deps"
+    folder.mkdir()
+    assert dependencies.remove_installed([folder]) == [folder]
+    assert closed == [True] and not folder.exists()
