@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 BLENDER_EXT := $(VENV)/lib/python3.11/site-packages/bpy/5.0/scripts/addons_core/bl_pkg/cli/blender_ext.py
 PLYFILE_WHEEL := wheels/plyfile-1.0.3-py3-none-any.whl
 
-.PHONY: install speech-tools lint test test-fast bench bench-blender bench-tuning extension demo demo-biwi results seeds clean
+.PHONY: install speech-tools lint test test-fast bench bench-worker bench-streaming bench-blender bench-tuning extension demo demo-biwi results seeds clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,7 +30,14 @@ test-fast: install
 	$(PY) -m pytest -m "not slow"
 
 bench: install
+	$(PY) bench/whole_process.py
 	$(PY) bench/inference.py
+
+bench-worker: install
+	$(PY) bench/worker_path.py
+
+bench-streaming: install
+	$(PY) bench/streaming.py
 
 $(PLYFILE_WHEEL): | install
 	$(PIP) download --quiet --no-deps --only-binary=:all: --dest wheels plyfile==1.0.3
