@@ -12,7 +12,7 @@ Targets on the 2-core CPU: paper-size <= 6 s and >= 3.5x faster than FaceFormer'
 demo bundle <= 4 s.
 
 Usage: python bench/whole_process.py [--repeat 3] [--paper-bundle DIR] [--faceformer DIR]
-       [--device cpu|cuda|auto] [--precision fp32|bf16]
+       [--device cpu|cuda|auto] [--precision auto|fp32|bf16]
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ def main() -> int:
     parser.add_argument("--paper-bundle", type=Path, help="an existing paper-size bundle (default: made in a temporary folder)")
     parser.add_argument("--faceformer", type=Path, help="FaceFormer's source folder (faceformer.py, wav2vec.py): time its predict too")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto", help="as animate's (default auto, as the command's)")
     args = parser.parse_args()
     if not REAL_SPEECH.is_file():
         raise SystemExit(f"the real recording is missing: {REAL_SPEECH}")
@@ -108,7 +108,10 @@ def main() -> int:
             make_tiny_bundle(paper, encoders="base", template=BIWI)
         import torch
 
-        print(f"{torch.get_num_threads()} torch threads, device {args.device}, encoders {args.precision}")
+        from talking_head.core.device import resolve_device, resolve_precision
+
+        used = resolve_precision(args.precision, resolve_device(args.device))
+        print(f"{torch.get_num_threads()} torch threads, device {args.device}, --precision {args.precision}: encoders in {used}")
         runs = [
             ("paper-size bundle, 11.5 s real recording", paper, REAL_SPEECH, 6.0),
             ("demo bundle, 10.5 s sample", DEMO_BUNDLE, DEMO_SAMPLE, 4.0),
