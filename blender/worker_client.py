@@ -151,13 +151,8 @@ class WorkerProcess:
     def cancel(self) -> None:
         """Stop the worker now and delete its files; nothing it did reaches the scene. A task that
         has finished leaves its worker alone (a serving worker waits for the next task)."""
-        if not self.finished and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if not self.finished:
+            stop_process(self.process)
         if not self.finished:
             self.finished, self.error = True, "cancelled"
         self.cleanup()
@@ -371,13 +366,7 @@ class _Serving:
         return True
 
     def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
         try:
             self.process.stdin.close()
         except OSError:
@@ -407,6 +396,17 @@ atexit.register(SERVER.close)
 def close_server() -> None:
     """Stop the worker that stays loaded (the add-on's unregister)."""
     SERVER.close()
+
+
+def stop_process(process: subprocess.Popen) -> None:
+    """Terminate a worker that is still running, and kill it if it has not ended 5 s later."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def run_worker(python: str, task: Task, python_paths: list[str] = (), timeout: float | None = None) -> WorkerResult | TuneResult:

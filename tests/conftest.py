@@ -54,3 +54,17 @@ def addon():
     yield bpy.context.scene
     talking_head.unregister()
     bpy.ops.wm.read_factory_settings(use_empty=True)
+
+
+@pytest.fixture
+def model_never_loads(monkeypatch):
+    """Fail the test if the command gets as far as loading a model (its inputs and outputs are
+    checked before)."""
+    def load(*args, **kwargs):
+        raise AssertionError("the model was loaded before the inputs and outputs were checked")
+
+    from talking_head.core import bundle, pipeline
+
+    for name in ("load_animator", "animate_task"):
+        monkeypatch.setattr(pipeline, name, load)
+    monkeypatch.setattr(bundle.ModelBundle, "load", load)

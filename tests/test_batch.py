@@ -43,17 +43,6 @@ def model_loads(monkeypatch) -> list[str]:
     return loads
 
 
-@pytest.fixture
-def model_never_loads(monkeypatch):
-    def load(*args, **kwargs):
-        raise AssertionError("the model was loaded before the inputs and outputs were checked")
-
-    from talking_head.core import bundle, pipeline
-
-    monkeypatch.setattr(pipeline, "load_animator", load)
-    monkeypatch.setattr(bundle.ModelBundle, "load", load)
-
-
 def lines(folder: Path, count: int, seconds: float = 0.3) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     return [write_clip(folder / f"line{i:02d}.wav", seconds + 0.04 * (i % 3), seed=i) for i in range(count)]

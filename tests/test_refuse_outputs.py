@@ -67,18 +67,6 @@ def unwritable(tmp_path):
     (tmp_path / "read-only").chmod(0o755)
 
 
-@pytest.fixture
-def model_never_loads(monkeypatch):
-    """Fail the test if the command gets as far as loading a model."""
-    def load(*args, **kwargs):
-        raise AssertionError("the model was loaded before the output was checked")
-
-    from talking_head.core import bundle, pipeline
-
-    monkeypatch.setattr(pipeline, "animate_task", load)
-    monkeypatch.setattr(bundle.ModelBundle, "load", load)
-
-
 def leftovers(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
 
