@@ -3,7 +3,9 @@
 Paper-size: wav2vec2-base-sized encoders (random weights: timing only) and 23,370 vertices
 (the BIWI template from ../shared/biwi when present, else a sphere of that size).
 Targets on a 2-core CPU: generators under 1 s for 275 frames; whole pipeline under 3 s.
-Usage: python bench/inference.py [--device auto|cpu|cuda] [--repeat 3] [--minutes 0]
+Usage: python bench/inference.py [--device auto|cpu|cuda] [--repeat 3] [--minutes 0] [--static]
+--static also times the generators with each way of stepping a frame: the exact growing cache,
+the fixed-shape static step, and (on CUDA) that step replayed from a CUDA graph.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=11.0)
     parser.add_argument("--minutes", type=float, default=0.0, help="also encode this many minutes (memory check)")
+    parser.add_argument("--static", action="store_true", help="compare the static step (and the CUDA graph on CUDA)")
     args = parser.parse_args()
 
     from talking_head.core.bundle import ModelBundle
@@ -71,6 +74,24 @@ def main() -> None:
         print(f"  encoders (both)      {med(enc_times):6.3f} s")
         print(f"  generators Gn+Ge+Gh  {med(gen_times):6.3f} s   ({1000 * med(gen_times) / frames:.2f} ms/frame)")
         print(f"  whole animate()      {med(total_times):6.3f} s   (audio array in, Animation arrays out)")
+        if args.static:
+            inputs = context.to(device), emotion.to(device), torch.tensor([0], device=device), noise.to(device)
+            ways = {"exact step": dict(static=False, cuda_graph=False), "static step": dict(static=True, cuda_graph=False)}
+            if device == "cuda":
+                ways["static, CUDA graph"] = dict(static=True, cuda_graph=True)
+            outputs = {}
+            for name, options in ways.items():
+                times = []
+                for _ in range(args.repeat + 1):
+                    t0 = time.perf_counter()
+                    outputs[name] = model.generate(*inputs, **options)
+                    if device == "cuda":
+                        torch.cuda.synchronize()
+                    times.append(time.perf_counter() - t0)
+                exact = outputs["exact step"].emotional
+                error = (outputs[name].emotional - exact).abs().max().item()
+                print(f"  generators, {name:19s} {med(times):6.3f} s   ({1000 * med(times) / frames:.2f} ms/frame, "
+                      f"max difference from the exact step {error:.1e})")
         if args.minutes:
             long_audio = (0.1 * rng.standard_normal(int(args.minutes * 60 * 16_000))).astype(np.float32)
             t0 = time.perf_counter()

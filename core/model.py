@@ -7,7 +7,8 @@ Each generator runs three ways on the same weights:
 * `generate`: autoregressive and incremental. Because nothing non-linear sits between a
   decoder's output layer (d -> 3V) and the next query's input layer (3V -> d), their product
   is a d x d matrix: the loop runs in the 128-d latent space with cached keys/values, and the
-  3V-sized faces are decoded once at the end in one matrix product;
+  3V-sized faces are decoded once at the end in one matrix product. On CUDA the per-frame step
+  is a fixed-shape one (`Stepping`) captured in a CUDA graph: unmeasured, made without a GPU;
 * the naive reference, `generate_reference` in tests/reference_decoder.py: autoregressive,
   recomputing every window in vertex space (slow, the plain reading of the paper, kept only
   for the tests to compare `generate` against).
@@ -15,6 +16,7 @@ Each generator runs three ways on the same weights:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,9 +28,36 @@ from torch import nn
 
 from .config import ModelConfig
 from .rotation import rotation_from_6d
-from .transformer import Decoder, window_start
+from .transformer import Decoder, capture_cuda_graph, window_start
 
 Progress = Callable[[int, int], None]
+log = logging.getLogger(__name__)
+GRAPH_TOLERANCE = 1e-4  # the captured step's first output against the eager one's
+
+
+@dataclass(frozen=True)
+class Stepping:
+    """How the generators decode a frame after a window's first: `static` with fixed shapes
+    (`Decoder.step_static`), and then, with `capture`, captured once per generator and replayed
+    (`capture_cuda_graph` on CUDA). The default is the exact growing cache (`Decoder.step`)."""
+
+    static: bool = False
+    capture: Callable[[Callable[[], torch.Tensor]], tuple[object, torch.Tensor]] | None = None
+
+    @classmethod
+    def choose(cls, device: torch.device, static: bool | None, cuda_graph: bool | None) -> "Stepping":
+        """`cuda_graph` None: off (the captured path has not been run on a GPU yet; it is opted into
+        with True, on CUDA only); `static` None: as the graph (which needs it)."""
+        cuda = device.type == "cuda"
+        if cuda_graph is None:
+            cuda_graph = False
+        if cuda_graph and not cuda:
+            raise ValueError(f"cuda_graph needs a CUDA device, not {device.type}")
+        if static is None:
+            static = cuda_graph
+        if cuda_graph and not static:
+            raise ValueError("cuda_graph captures the static step: static=False cannot have it")
+        return cls(static=static, capture=capture_cuda_graph if cuda_graph else None)
 
 
 def interpolate_frames(features: torch.Tensor, length: int) -> torch.Tensor:
@@ -270,28 +299,38 @@ class TalkingHeadModel(nn.Module):
         person: torch.Tensor | None = None,
         with_head: bool = True,
         progress: Progress | None = None,
+        static: bool | None = None,
+        cuda_graph: bool | None = None,
     ) -> FaceMotion:
-        """Autoregressive inference with cached keys/values (cost per frame bounded)."""
-        return self._generate(context, emotion, subject, noise, person, with_head, progress)
+        """Autoregressive inference with cached keys/values (cost per frame bounded).
 
-    def _generate(self, context, emotion, subject, noise, person, with_head, progress) -> FaceMotion:
-        return self._start_run(context, emotion, subject, noise, person, with_head, progress).motion(self)
+        cuda_graph: capture each generator's per-frame step in a CUDA graph and replay it (True,
+        on a CUDA device only; None or False: off until it is measured on a GPU). It checks itself: the
+        first replay must match the eager step to 1e-4, else (or on any error) that generator
+        decodes eagerly (logged at debug level). Not yet run on a GPU: made without one.
+        static: the fixed-shape step the graph captures, also eagerly (None: with the graph).
+        """
+        stepping = Stepping.choose(context.device, static, cuda_graph)
+        return self._generate(context, emotion, subject, noise, person, with_head, progress, stepping)
 
-    def _start_run(self, context, emotion, subject, noise, person, with_head, progress) -> "_Run":
+    def _generate(self, context, emotion, subject, noise, person, with_head, progress, stepping=None) -> FaceMotion:
+        return self._start_run(context, emotion, subject, noise, person, with_head, progress, stepping).motion(self)
+
+    def _start_run(self, context, emotion, subject, noise, person, with_head, progress, stepping=None) -> "_Run":
         """Gn, Ge, Gh over every frame of the features; the run keeps their decoding state."""
         frames = context.shape[1] // self.cfg.k
         stages = 1 + (self.emotion is not None) + (self.head is not None and with_head)
         tick = _ProgressCounter(progress, stages * frames)
-        run = self._run_neutral(context, subject, frames, tick)
+        run = self._run_neutral(context, subject, frames, tick, stepping)
         if self.emotion is not None:
-            run = self._run_emotion(run, emotion, self._person(subject, person), tick)
+            run = self._run_emotion(run, emotion, self._person(subject, person), tick, stepping)
         if self.head is not None and with_head:
             if noise is None:
                 noise = torch.randn(emotion.shape[0], emotion.shape[1], self.cfg.d_model, device=emotion.device)
-            run = self._run_head(run, emotion, noise, tick)
+            run = self._run_head(run, emotion, noise, tick, stepping)
         return run
 
-    def _run_neutral(self, context, subject, frames, tick=None) -> "_Run":
+    def _run_neutral(self, context, subject, frames, tick=None, stepping=None) -> "_Run":
         n = self.neutral
         memory = n.audio_in(context)
         base = n.subject_in(self._subject_onehot(subject)).unsqueeze(1)  # (B, 1, d)
@@ -302,10 +341,10 @@ class TalkingHeadModel(nn.Module):
         def query(t: int) -> torch.Tensor:
             return base if t == 0 else base + F.linear(latents[t - 1], w, b)
 
-        run.decodings["neutral"] = _decode_incremental(n.decoder, memory, frames, query, latents.append, self.cfg, tick)
+        run.decodings["neutral"] = _decode_incremental(n.decoder, memory, frames, query, latents.append, self.cfg, tick, stepping)
         return run
 
-    def _run_emotion(self, run: "_Run", emotion, person, tick=None) -> "_Run":
+    def _run_emotion(self, run: "_Run", emotion, person, tick=None, stepping=None) -> "_Run":
         e, n = self.emotion, self.neutral
         memory = e.audio_in(emotion)
         p = person.unsqueeze(1)
@@ -321,10 +360,10 @@ class TalkingHeadModel(nn.Module):
                 return q + e.face_in.bias  # ye_0 = T: W_e applied to a zero displacement
             return q + F.linear(hn[t - 1], we_n) + F.linear(he[t - 1], we_e) + be
 
-        run.decodings["emotion"] = _decode_incremental(e.decoder, memory, run.frames, query, he.append, self.cfg, tick)
+        run.decodings["emotion"] = _decode_incremental(e.decoder, memory, run.frames, query, he.append, self.cfg, tick, stepping)
         return run
 
-    def _run_head(self, run: "_Run", emotion, noise, tick=None) -> "_Run":
+    def _run_head(self, run: "_Run", emotion, noise, tick=None, stepping=None) -> "_Run":
         h, n, e = self.head, self.neutral, self.emotion
         memory = h.memory(emotion, noise)
         b = emotion.shape[0]
@@ -348,7 +387,7 @@ class TalkingHeadModel(nn.Module):
             q = F.linear(hn[t], wf_n, bf) + pose_query(t)
             return q if wf_e is None else q + F.linear(he[t], wf_e)
 
-        run.decodings["head"] = _decode_incremental(h.decoder, memory, run.frames, query, lambda x: motions.append(h.motion_out(x)), self.cfg, tick)
+        run.decodings["head"] = _decode_incremental(h.decoder, memory, run.frames, query, lambda x: motions.append(h.motion_out(x)), self.cfg, tick, stepping)
         return run
 
     def _identity_motion(self, faces: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -413,9 +452,9 @@ class _Run:
         return FaceMotion(neutral, emotional, rotation, translation)
 
 
-def _decode_incremental(decoder: Decoder, memory, frames, query, keep, cfg: ModelConfig, tick=None) -> "_Decoding":
+def _decode_incremental(decoder: Decoder, memory, frames, query, keep, cfg: ModelConfig, tick=None, stepping=None) -> "_Decoding":
     """Frame by frame with a key/value cache; a full window restarts from its recent frames."""
-    decoding = _Decoding(decoder, memory, query, keep, cfg)
+    decoding = _Decoding(decoder, memory, query, keep, cfg, stepping)
     decoding.advance(frames, tick)
     return decoding
 
@@ -426,12 +465,15 @@ class _Decoding:
     Frames are numbered from the clip's start; `offset` frames of audio memory have been dropped
     from the cache's front (a stream's, once no window can reach them)."""
 
-    def __init__(self, decoder: Decoder, memory: torch.Tensor, query, keep, cfg: ModelConfig) -> None:
+    def __init__(self, decoder: Decoder, memory: torch.Tensor, query, keep, cfg: ModelConfig, stepping: Stepping | None = None) -> None:
         self.decoder, self.query, self.keep, self.cfg = decoder, query, keep, cfg
+        self.stepping = stepping or Stepping()
         self.cache = decoder.start_cache(memory)
         self.frames = 0  # frames decoded so far
         self.window = -1  # first frame of the open window (none yet)
         self.offset = 0
+        self.graph, self.graph_output = None, None  # the captured static step and its output
+        self.graph_failed = False  # the capture or its self-check failed: eager from then on
 
     def advance(self, frames: int, tick=None) -> None:
         """Decode frames self.frames .. frames - 1 (their audio memory must be in the cache)."""
@@ -440,8 +482,11 @@ class _Decoding:
             if start != self.window:
                 # Open a window: its prompt (the most recent frames) and frame t in parallel.
                 prompt = torch.cat([self.query(s) for s in range(start, t + 1)], dim=1)
-                h = self.decoder.prime(self.cache, prompt, start - self.offset)[:, -1:]
+                prime = self.decoder.prime_static if self.stepping.static else self.decoder.prime
+                h = prime(self.cache, prompt, start - self.offset)[:, -1:]
                 self.window = start
+            elif self.stepping.static:
+                h = self._step_static(self.query(t))
             else:
                 h = self.decoder.step(self.cache, self.query(t))
             self.keep(h)
@@ -449,8 +494,47 @@ class _Decoding:
                 tick()
         self.frames = max(self.frames, frames)
 
+    def _step_static(self, query: torch.Tensor) -> torch.Tensor:
+        """The next frame through the static step: replayed from its graph when there is one."""
+        window = self.cache.static
+        window.query.copy_(query)
+        if self.stepping.capture is None or self.graph_failed:
+            return self.decoder.step_static(self.cache)
+        if self.graph is None:
+            return self._capture()
+        self.graph.replay()
+        return self.graph_output.clone()  # the graph writes the next frame's over it
+
+    def _capture(self) -> torch.Tensor:
+        """Capture the static step, replay it for this frame, and keep it only if its output
+        equals the eager step's on the same input to GRAPH_TOLERANCE."""
+        window = self.cache.static
+        saved = window.position.clone(), window.frame.clone()
+
+        def rewind() -> None:  # a step writes keys/values at the position, then advances it
+            window.position.copy_(saved[0])
+            window.frame.copy_(saved[1])
+
+        try:
+            eager = self.decoder.step_static(self.cache)
+            rewind()
+            graph, output = self.stepping.capture(lambda: self.decoder.step_static(self.cache))
+            rewind()  # the warm-up stepped
+            graph.replay()
+            error = (output - eager).abs().max().item()
+            if not error <= GRAPH_TOLERANCE:
+                raise RuntimeError(f"captured step differs from the eager one by {error:.3g}")
+        except Exception as reason:  # noqa: BLE001 - any failure means: decode eagerly
+            log.debug("CUDA graph not used for this decoder, eager static step instead: %s", reason)
+            self.graph_failed = True
+            rewind()
+            return self.decoder.step_static(self.cache)
+        self.graph, self.graph_output = graph, output
+        return output.clone()
+
     def extend(self, memory: torch.Tensor) -> None:
         """Append the audio memory (B, k n, d) of n more frames."""
+        self.graph = None  # it read the old memory: captured again at the next step
         more = self.decoder.start_cache(memory).memory_kv
         self.cache.memory_kv = [(torch.cat([k, k2], dim=2), torch.cat([v, v2], dim=2)) for (k, v), (k2, v2) in zip(self.cache.memory_kv, more)]
 
@@ -461,6 +545,9 @@ class _Decoding:
             cut = self.cfg.k * drop
             self.cache.memory_kv = [(k[:, :, cut:], v[:, :, cut:]) for k, v in self.cache.memory_kv]
             self.cache.window_start -= drop
+            self.graph = None
+            if self.cache.static is not None:
+                self.cache.static.frame.sub_(drop)
             self.offset += drop
 
 

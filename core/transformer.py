@@ -4,12 +4,19 @@ Every generator is a stack of `Nd` post-norm decoder blocks (self-attention, cro
 feed-forward), as FaceFormer's. The same weights run two ways: `forward` over a whole window
 with masks (training, and the naive reference), and `step` one frame at a time reusing cached
 keys and values (inference), which must agree with `forward` to float precision.
+
+`step_static` is `step` with fixed shapes for a CUDA graph: key/value buffers for the whole
+positional window written in place, the position and frame as device tensors, a mask instead
+of a growing cache. `capture_cuda_graph` captures it; that captured path has not been run on a
+GPU yet (made without one): it checks itself against the eager step at run time.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -106,6 +113,22 @@ class DecoderCache:
     self_v: list[torch.Tensor] = field(default_factory=list)
     window_start: int = 0  # global frame index of position 0
     length: int = 0  # frames held in the window so far
+    static: StaticWindow | None = None  # set by `prime_static`, for `step_static`
+
+
+@dataclass
+class StaticWindow:
+    """The fixed-shape window state of `Decoder.step_static`: allocated once, written in place,
+    so a CUDA graph captured over it stays valid across frames and window restarts."""
+
+    self_k: list[torch.Tensor]  # per layer (B, heads, max_frames, dh): the whole positional window
+    self_v: list[torch.Tensor]
+    query: torch.Tensor  # (B, 1, d): the next frame's query, copied in before each step
+    position: torch.Tensor  # 0-d long: window position of the next frame
+    frame: torch.Tensor  # 0-d long: its frame in the cache's audio memory
+    slots: torch.Tensor  # (max_frames,) long: 0 .. max_frames - 1
+    audio_slots: torch.Tensor  # (k,) long: 0 .. k - 1
+    open_bias: torch.Tensor  # (1, max_frames) zeros in the memory's dtype
 
 
 class Decoder(nn.Module):
@@ -171,6 +194,72 @@ class Decoder(nn.Module):
             x = block(x, audio_kv, (cache.self_k[i], cache.self_v[i]), None, None)
         cache.length += 1
         return x
+
+    def prime_static(self, cache: DecoderCache, queries: torch.Tensor, start: int) -> torch.Tensor:
+        """`prime`, then its keys/values copied into the static window (allocated on first use)."""
+        x = self.prime(cache, queries, start)
+        b, t, d = queries.shape
+        window = cache.static
+        if window is None or window.query.shape[0] != b:
+            kv_shape = (b, cache.self_k[0].shape[1], self.max_frames, cache.self_k[0].shape[3])
+            device, dtype = x.device, x.dtype
+            window = cache.static = StaticWindow(
+                self_k=[torch.zeros(kv_shape, device=device, dtype=dtype) for _ in self.blocks],
+                self_v=[torch.zeros(kv_shape, device=device, dtype=dtype) for _ in self.blocks],
+                query=torch.zeros(b, 1, d, device=device, dtype=dtype),
+                position=torch.zeros((), dtype=torch.long, device=device),
+                frame=torch.zeros((), dtype=torch.long, device=device),
+                slots=torch.arange(self.max_frames, device=device),
+                audio_slots=torch.arange(self.k, device=device),
+                open_bias=torch.zeros(1, self.max_frames, device=device, dtype=dtype),
+            )
+        for i in range(len(self.blocks)):
+            window.self_k[i][:, :, :t].copy_(cache.self_k[i])
+            window.self_v[i][:, :, :t].copy_(cache.self_v[i])
+        cache.self_k, cache.self_v = [], []  # the static window holds them now
+        window.position.fill_(t)
+        window.frame.fill_(start + t)
+        return x
+
+    def step_static(self, cache: DecoderCache) -> torch.Tensor:
+        """`step` for the query in `cache.static.query`, with the same shapes at every frame and
+        no decision on the host: what a CUDA graph captures. Returns (B, 1, d)."""
+        window = cache.static
+        position = window.position.view(1)
+        x = self.drop(window.query + self.positions.index_select(0, position))
+        # causal: the window's positions after this one are hidden (they hold stale frames)
+        self_bias = window.open_bias.masked_fill(window.slots > window.position, float("-inf"))
+        # B_A: frame t sees audio frames k*t .. k*t + k - 1 only
+        audio = window.frame * self.k + window.audio_slots
+        for i, block in enumerate(self.blocks):
+            k, v = block.self_attn.keys_values(x)
+            window.self_k[i].index_copy_(2, position, k)
+            window.self_v[i].index_copy_(2, position, v)
+            mk, mv = cache.memory_kv[i]
+            audio_kv = (mk.index_select(2, audio), mv.index_select(2, audio))
+            x = block(x, audio_kv, (window.self_k[i], window.self_v[i]), self_bias, None)
+        window.position.add_(1)
+        window.frame.add_(1)
+        return x
+
+
+def capture_cuda_graph(step: Callable[[], torch.Tensor]) -> tuple[Any, torch.Tensor]:
+    """Capture `step` (a `Decoder.step_static` call) in a torch.cuda.CUDAGraph: (graph, output).
+
+    Warmed up on a side stream first, as PyTorch's documentation asks: once, since each run
+    writes keys/values one position further and the last position of a window has no room for
+    a second. The warm-up's side effects (position and frame advanced) are the caller's to undo;
+    the capture itself runs nothing. Written without a GPU: not run on one yet.
+    """
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        step()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        output = step()
+    return graph, output
 
 
 def window_start(frame: int, max_frames: int, overlap: int) -> int:
