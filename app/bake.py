@@ -3,7 +3,7 @@
     talking-head bake AUDIO --bundle DIR --blend OUT.blend [--mesh MESH.ply [--landmarks FILE.json|biwi]]
                       [--scene IN.blend --object NAME [--landmarks ...]] [--bone ARMATURE:BONE]
                       [--take auto|arkit|shape-keys] [--fbx OUT.fbx] [--abc OUT.abc] [--preview OUT.png]
-                      [--seed N] [--subject NAME] [--style STYLE.json] [--no-head] [--per-frame]
+                      [--seed N] [--subject NAME] [--style STYLE.json] [--no-head] [--no-blinks] [--per-frame]
 
 It builds a scene (sound strip at frame 1, the template head or MESH), or opens the user's IN.blend
 (sound strip at its first frame, the take on its object NAME; IN.blend itself is never written),
@@ -54,10 +54,12 @@ def register(commands) -> None:
     bake.add_argument("--fbx", type=Path, help="also export FBX (shape-key and object animation); with several inputs, a folder")
     bake.add_argument("--abc", type=Path, help="also export Alembic (vertex positions per frame); with several inputs, a folder")
     bake.add_argument("--preview", type=Path, help="also render a strip of frames (Cycles, CPU) into this PNG; with several inputs, a folder")
-    bake.add_argument("--seed", type=checks.seed, default=0, help=f"head-motion variation, 0 to {checks.SEED_MAX} (same seed, same motion)")
+    bake.add_argument("--seed", type=checks.seed, default=0, help=f"head-motion, blink and gaze variation, 0 to {checks.SEED_MAX} (same seed, same motion)")
     bake.add_argument("--subject", default="", help="speaking style: a subject of the bundle (default: its first)")
     bake.add_argument("--style", type=Path, help="a tuned style (STYLE.json from `talking-head tune` or the panel)")
     bake.add_argument("--no-head", action="store_true", help="no head motion")
+    bake.add_argument("--no-blinks", action="store_true", help="no blinks and gaze (added by default, seeded by --seed; "
+                      "needs a template with face landmarks)")
     bake.add_argument("--per-frame", action="store_true", help="one shape key per model frame (exact, 16 times larger) "
                       "instead of a few PCA shape keys")
     bake.add_argument("--compact", action="store_true", help=argparse.SUPPRESS)  # the default now; kept for old scripts
@@ -128,7 +130,7 @@ def run_many(args: argparse.Namespace) -> int:
 
 def _options(args: argparse.Namespace) -> dict:
     """bake()'s keywords from the command line, but for the sound file and the outputs."""
-    return dict(mesh=args.mesh, seed=args.seed, subject=args.subject, style=args.style, head=not args.no_head, per_frame=args.per_frame,
+    return dict(mesh=args.mesh, seed=args.seed, subject=args.subject, style=args.style, head=not args.no_head, blinks=not args.no_blinks, per_frame=args.per_frame,
                 fps=args.fps, device=args.device, scene_file=args.scene, object_name=args.object, landmarks=args.landmarks,
                 bone=args.bone, take=args.take)
 
@@ -158,6 +160,7 @@ def bake(
     subject: str = "",
     style: Path | None = None,
     head: bool = True,
+    blinks: bool = True,
     per_frame: bool = False,
     fps: float | None = None,
     device: str = "auto",
@@ -225,6 +228,7 @@ def bake(
         elif subject:
             settings.subject = subject
         settings.seed, settings.head_motion, settings.per_frame, settings.device = seed, head, per_frame, device
+        settings.blinks = blinks
         settings.set_frame_range = scene_file is None  # a scene made here plays the clip; the user's keeps its range
         request = session.prepare(scene, settings, speaking_style=subject if style else "")
         result = session.run(request)

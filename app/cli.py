@@ -47,8 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
     animate.add_argument("--style", type=Path, help="a tuned style (STYLE.json from `talking-head tune`)")
     animate.add_argument("--blend-with", metavar="SUBJECT_OR_STYLE", help="mix a second style in: a subject name or a STYLE.json")
     animate.add_argument("--blend-weight", type=checks.weight, default=0.5, metavar="W", help="with --blend-with: p = W p(first) + (1 - W) p(second) (default 0.5)")
-    animate.add_argument("--seed", type=checks.seed, default=0, help=f"head-motion variation, 0 to {checks.SEED_MAX} (same seed, same motion)")
+    animate.add_argument("--seed", type=checks.seed, default=0, help=f"head-motion, blink and gaze variation, 0 to {checks.SEED_MAX} (same seed, same motion)")
     animate.add_argument("--no-head", action="store_true", help="no head motion")
+    animate.add_argument("--no-blinks", action="store_true", help="no blinks and gaze (added by default, seeded by --seed; "
+                         "needs a template with face landmarks)")
     animate.add_argument("--device", type=checks.device, choices=checks.DEVICES, default="auto", help="auto (CUDA, else Apple MPS, when present), cpu, cuda or mps")
     animate.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto", help="encoder precision (auto: bf16 on CPUs with native bf16, where it is about 2x faster, else fp32)")
     animate.add_argument("--stages", action="store_true", help="the .npz also holds neutral and emotional (Gn's and Ge's faces without head motion): three times the size")
@@ -159,6 +161,8 @@ def _run_animate(args: argparse.Namespace) -> int:
     with _ProgressBar() as bar:
         animation, animator = animate_task(task, progress=bar)
     print(_write_take(animation, animator, args.out, kind, mesh_format, earlier, args.stages))
+    if animator.eyes_problem:
+        print(f"note: {animator.eyes_problem}", file=sys.stderr)
     if not animator.bundle.config.trained:
         print("note: this bundle is UNTRAINED (random weights); its motion is meaningless", file=sys.stderr)
     return 0
@@ -198,6 +202,8 @@ def _run_animate_many(args: argparse.Namespace) -> int:
         return _write_take(animation, animator, out, kind, form, earlier, args.stages)
 
     code = batch.run_each(files, animate_one, "animated", args.out)
+    if animator.eyes_problem:
+        print(f"note: {animator.eyes_problem}", file=sys.stderr)
     if not animator.bundle.config.trained:
         print("note: this bundle is UNTRAINED (random weights); its motion is meaningless", file=sys.stderr)
     return code
@@ -217,6 +223,7 @@ def _animate_task(args: argparse.Namespace, audio: Path | str):
         with_head=not args.no_head,
         device=args.device,
         precision=args.precision,
+        blinks=not args.no_blinks,
     )
 
 

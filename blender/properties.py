@@ -125,7 +125,11 @@ class TalkingHeadSettings(bpy.types.PropertyGroup):
     )
     head_motion: BoolProperty(name="Head motion", default=True, description="Turn and move the head with the speech")
     head_amplitude: FloatProperty(name="Amplitude", default=1.0, min=0.0, soft_max=2.0, max=5.0, description="Scale of head turns and moves")
-    seed: IntProperty(name="Seed", default=0, min=0, description="Head-motion variation: same seed, same motion")
+    blinks: BoolProperty(
+        name="Blinks and gaze", default=True,
+        description="Add blinks (more at pauses) and small eye movements, seeded by Seed; needs a face with landmarks",
+    )
+    seed: IntProperty(name="Seed", default=0, min=0, description="Head-motion, blink and gaze variation: same seed, same motion")
     device: EnumProperty(
         name="Device",
         items=[

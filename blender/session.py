@@ -239,6 +239,7 @@ def prepare(scene: bpy.types.Scene, settings, speaking_style: str = "") -> Anima
         seed=int(settings.seed),
         with_head=bool(settings.head_motion),
         device=settings.device,
+        blinks=bool(settings.blinks),
     )
     return AnimateRequest(task, python, paths, settings.target, float(_strip_start(strip)), work_dir, plan,
                           strip.name, audible_frames(strip))

@@ -19,6 +19,8 @@ CHUNK_FRAMES = 256
 ARRAY_FIELDS = ("vertices", "rotation", "translation", "emotion_probs")
 # Gn's and Ge's faces: as large as `vertices` each, so written only on request (`stages=True`).
 STAGE_FIELDS = ("neutral", "emotional")
+# Per-frame arrays that a take may lack (None): written when present, read when there.
+OPTIONAL_FIELDS = ("arkit_weights", "blink_weights", "gaze")
 
 
 @dataclass
@@ -31,7 +33,9 @@ class Animation:
     rotation (N, 3, 3) and translation (N, 3): head motion about `pivot` (3,);
     emotion_probs (N, C) with `emotion_labels` (C names): what the emotion encoder heard;
     arkit_weights (N, 52) in [0, 1] with `arkit_names` (core/arkit.py ARKIT_NAMES): the face
-    without head motion as Apple's ARKit channels, or None when the template has no landmarks.
+    without head motion as Apple's ARKit channels, or None when the template has no landmarks;
+    blink_weights (N,) in [0, 1] and gaze (N, 2) eye yaw, pitch in radians: the blinks and gaze
+    core/eyes.py added to the faces and channels, or None when none were.
     """
 
     vertices: np.ndarray
@@ -46,6 +50,8 @@ class Animation:
     faces: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.int32))
     arkit_weights: np.ndarray | None = None
     arkit_names: list[str] = field(default_factory=list)
+    blink_weights: np.ndarray | None = None
+    gaze: np.ndarray | None = None
 
     @property
     def n_frames(self) -> int:
@@ -54,11 +60,11 @@ class Animation:
     def frames(self, cut: slice) -> "Animation":
         """The frames `cut` of this take (every per-frame array sliced; `neutral` stays None when absent)."""
         per_frame = {name: getattr(self, name)[cut] for name in (*ARRAY_FIELDS, *STAGE_FIELDS) if getattr(self, name) is not None}
-        arkit = None if self.arkit_weights is None else self.arkit_weights[cut]
-        return dataclasses.replace(self, **per_frame, arkit_weights=arkit)
+        optional = {name: getattr(self, name)[cut] for name in OPTIONAL_FIELDS if getattr(self, name) is not None}
+        return dataclasses.replace(self, **per_frame, **optional)
 
     def save_npz(self, path: str | Path, stages: bool = False) -> None:
-        """Write the take as an uncompressed .npz: final `vertices`, head motion, emotion, ARKit.
+        """Write the take as an uncompressed .npz: final `vertices`, head motion, emotion, ARKit, blinks and gaze.
 
         Uncompressed because zlib on hundreds of MB of float vertex data took seconds and saved
         little (a 10.5 s paper-size take: 8.4 s to write 224 MB compressed, vs 77 MB raw for the
@@ -73,6 +79,9 @@ class Animation:
             arrays.update({name: getattr(self, name).astype(np.float32, copy=False) for name in STAGE_FIELDS})
         if self.arkit_weights is not None:
             arrays.update(arkit_weights=self.arkit_weights.astype(np.float32, copy=False), arkit_names=np.asarray(self.arkit_names, dtype=str))
+        for name in ("blink_weights", "gaze"):
+            if getattr(self, name) is not None:
+                arrays[name] = getattr(self, name).astype(np.float32, copy=False)
         with atomic_path(path) as temporary, open(temporary, "wb") as f:
             np.savez(
                 f,
@@ -103,6 +112,8 @@ class Animation:
                     faces=data["faces"],
                     arkit_weights=data["arkit_weights"] if "arkit_weights" in data else None,
                     arkit_names=[str(x) for x in data["arkit_names"]] if "arkit_names" in data else [],
+                    blink_weights=data["blink_weights"] if "blink_weights" in data else None,
+                    gaze=data["gaze"] if "gaze" in data else None,
                 )
         except (OSError, KeyError, ValueError, EOFError) as exc:
             raise TalkingHeadError(f"not a Talking Head animation file ({exc}): {path}") from None

@@ -16,6 +16,7 @@ from .arkit import ARKIT_NAMES, ArkitSolver, TemplateLandmarksError, template_ar
 from .audio import frame_count, load_audio
 from .bundle import ModelBundle
 from .device import resolve_device, resolve_precision
+from .eyes import SKIPPED, EyeMotion, add_eyes, eye_motion
 from .model import head_noise, interpolate_frames
 from .style import Style, TuningError
 from .tasks import AnimateTask
@@ -39,6 +40,7 @@ class Animator:
         self.context, self.emotion = bundle.load_encoders(device, precision)
         self._arkit: ArkitSolver | None | bool = False  # built on first use; None: no landmarks
         self.arkit_problem = ""  # why there are no ARKit channels, when there are none
+        self.eyes_problem = ""  # why takes get no blinks and gaze, once one was asked for in vain
 
     def arkit_solver(self) -> ArkitSolver | None:
         """The solver for the bundle's template's ARKit channels, or None when the template has no
@@ -73,9 +75,11 @@ class Animator:
         with_head: bool = True,
         person: np.ndarray | None = None,
         progress: Progress | None = None,
+        blinks: bool = False,
     ) -> Animation:
         """Animate one clip. `subject` picks Gn's speaking style and, unless `person` (a style's
-        p*, shape (d,)) is given, Ge's person embedding. Same seed, same head motion."""
+        p*, shape (d,)) is given, Ge's person embedding. Same seed, same head motion. `blinks`:
+        add core/eyes.py's blinks and gaze (seeded by `seed` too; `animate_task` asks for them)."""
         bundle, cfg, model = self.bundle, self.bundle.config, self.bundle.model
         samples = load_audio(audio) if not isinstance(audio, np.ndarray) else audio
         subject_index = cfg.subject_index(subject) if subject else 0
@@ -108,6 +112,10 @@ class Animator:
         else:
             emotional = motion.emotional[0].float().cpu().numpy().reshape(shape)
             emotional += template
+        # Blinks and gaze go on Ge's faces, before head motion and the ARKit solve: every output has them.
+        eyes = self.eye_motion(samples, len(emotional), seed) if blinks else None
+        if eyes is not None:
+            add_eyes(emotional, self.arkit_solver().shapes, eyes)
         rotation = motion.rotation[0].float().cpu().numpy()
         translation = motion.translation[0].float().cpu().numpy()
         del motion  # on a GPU, its tensors; on the CPU the arrays above keep their memory
@@ -134,7 +142,17 @@ class Animator:
             pivot=pivot,
             fps=cfg.fps,
             faces=bundle.template.faces,
+            blink_weights=None if eyes is None else eyes.blink,
+            gaze=None if eyes is None else eyes.gaze,
         )
+
+    def eye_motion(self, samples: np.ndarray, n_frames: int, seed: int) -> EyeMotion | None:
+        """core/eyes.py's blinks and gaze for a clip, or None when the template has no face
+        landmarks (no eyelid shapes): `eyes_problem` then says why, for the caller to say once."""
+        if self.arkit_solver() is None:
+            self.eyes_problem = SKIPPED + self.arkit_problem
+            return None
+        return eye_motion(samples, n_frames, seed, self.bundle.config.fps)
 
 
 def load_animator(bundle: str | Path, device: str = "auto", precision: str = "auto") -> Animator:
@@ -156,7 +174,8 @@ def animate_task(
     subject, person = person_for(
         animator.bundle, task.style.to_json(), task.blend_with.to_json() if task.blend_with is not None else None, task.blend_weight
     )
-    animation = animator.animate(samples, subject=subject, seed=task.seed, with_head=task.with_head, person=person, progress=progress)
+    animation = animator.animate(samples, subject=subject, seed=task.seed, with_head=task.with_head, person=person, progress=progress,
+                                 blinks=task.blinks)
     return animation, animator
 
 

@@ -35,7 +35,8 @@ class StyleChoice:
 @dataclass
 class AnimateTask:
     """Animate one sound file with a bundle. `blend_with` mixes a second style in:
-    p = w p(style) + (1 - w) p(blend_with), w = `blend_weight`."""
+    p = w p(style) + (1 - w) p(blend_with), w = `blend_weight`. `blinks`: add core/eyes.py's
+    blinks and gaze (seeded by `seed`)."""
 
     audio: str
     bundle: str
@@ -47,6 +48,7 @@ class AnimateTask:
     with_head: bool = True
     device: str = "auto"
     precision: str = "auto"
+    blinks: bool = True
 
     kind = "animate"
 
@@ -70,6 +72,7 @@ class AnimateTask:
             with_head=bool(data.get("with_head", True)),
             device=str(data.get("device", "auto")),
             precision=str(data.get("precision", "auto")),
+            blinks=bool(data.get("blinks", True)),
         )
 
 

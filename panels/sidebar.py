@@ -82,6 +82,7 @@ class TALKINGHEAD_PT_main(bpy.types.Panel):
         sub.prop(settings, "head_armature", text="Bone", icon="ARMATURE_DATA")
         if settings.head_armature is not None:
             sub.prop_search(settings, "head_bone", settings.head_armature.data, "bones", text="")
+        col.prop(settings, "blinks")
         row = col.row(align=True)
         row.prop(settings, "seed")
         row.operator("talking_head.new_variation", text="", icon="FILE_REFRESH")
