@@ -68,3 +68,15 @@ def model_never_loads(monkeypatch):
     for name in ("load_animator", "animate_task"):
         monkeypatch.setattr(pipeline, name, load)
     monkeypatch.setattr(bundle.ModelBundle, "load", load)
+
+
+def run_cli_captured(capsys, *args) -> tuple[int, str, str]:
+    """-> (exit code, stdout, stderr) of `talking-head ARGS`, parser errors included."""
+    from talking_head.app.cli import main
+
+    try:
+        code = main([str(a) for a in args])
+    except SystemExit as exc:
+        code = exc.code
+    out, err = capsys.readouterr()
+    return code, out, err

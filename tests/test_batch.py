@@ -11,20 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from talking_head.app.cli import main
 from talking_head.core.animation import Animation
 
-from conftest import write_clip
-
-
-def run_cli(capsys, *args) -> tuple[int, str, str]:
-    """-> (exit code, stdout, stderr) of `talking-head ARGS`."""
-    try:
-        code = main([str(a) for a in args])
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
+from conftest import run_cli_captured as run_cli, write_clip
 
 
 @pytest.fixture

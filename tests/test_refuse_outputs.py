@@ -19,19 +19,9 @@ from talking_head.app.cli import main
 from talking_head.core.animation import Animation
 from talking_head.core.outputs import FrameFiles, OutputError, atomic_path
 
-from conftest import write_clip
+from conftest import run_cli_captured as run_cli, write_clip
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def run_cli(capsys, *args) -> tuple[int, str, str]:
-    """-> (exit code, stdout, stderr) of `talking-head ARGS`, parser errors included."""
-    try:
-        code = main([str(a) for a in args])
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def refused(capsys, *args, says: str) -> str:
