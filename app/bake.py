@@ -235,6 +235,8 @@ def bake(
         take = session.apply(scene, settings, request, result)
         what = "ARKit channel curves" if take.kind == "ARKIT" else "shape keys"
         say(f"animated {take.n_shape_keys} {what} over frames {take.frame_start}-{take.frame_end}")
+        if take.note:
+            print(f"note: {take.note}", file=sys.stderr)
         strip.sound.pack()
         blend.parent.mkdir(parents=True, exist_ok=True)
         bpy.ops.wm.save_as_mainfile(filepath=str(blend.resolve()), check_existing=False)

@@ -252,7 +252,14 @@ def start(request: AnimateRequest) -> WorkerProcess:
 
 
 def apply(scene: bpy.types.Scene, settings, request: AnimateRequest, result: WorkerResult) -> writer.TakeInfo:
-    """Write a finished run onto its target (the only step that changes the scene)."""
+    """Write a finished run onto its target (the only step that changes the scene); the take
+    carries the worker's note (what it could not add) for the operator's report."""
+    take = _write(scene, settings, request, result)
+    take.note = result.note
+    return take
+
+
+def _write(scene: bpy.types.Scene, settings, request: AnimateRequest, result: WorkerResult) -> writer.TakeInfo:
     plan = request.plan or TakePlan("SHAPE_KEYS")
     if plan.kind == "ARKIT":
         animation = result.animation

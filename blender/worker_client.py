@@ -77,6 +77,7 @@ class WorkerResult:
     template: np.ndarray
     trained: bool = True
     loaded: bool = True  # False: a serving worker had the bundle loaded already
+    note: str = ""  # what the worker could not add, in one line (e.g. no blinks: no face landmarks)
 
 
 @dataclass
@@ -201,7 +202,8 @@ class WorkerProcess:
             except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
                 self.error = f"the animation worker's result cannot be read: {type(exc).__name__}: {exc}"
                 return
-            self.result = WorkerResult(animation, template, bool(message.get("trained", True)), bool(message.get("loaded", True)))
+            self.result = WorkerResult(animation, template, bool(message.get("trained", True)), bool(message.get("loaded", True)),
+                                       str(message.get("note", "")))
             self.progress, self.stage = 1.0, "Done"
 
     def _log_tail(self) -> str:

@@ -84,6 +84,7 @@ class TakeInfo:
     head_motion: bool
     kind: str = "SHAPE_KEYS"  # or "ARKIT": n_shape_keys is then the number of channel curves
     line: str = DEFAULT_LINE
+    note: str = ""  # what the run could not add (e.g. blinks on a template without landmarks)
 
 
 @dataclass

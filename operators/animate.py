@@ -161,7 +161,8 @@ class TALKINGHEAD_OT_animate(WorkerOperator, bpy.types.Operator):
 
     def summary(self, take: writer.TakeInfo) -> str:
         kind = "ARKit curves" if take.kind == "ARKIT" else "PCA shape keys" if take.compact else "shape keys"
-        return f"Talking Head: line '{take.line}', {take.n_shape_keys} {kind}, frames {take.frame_start}-{take.frame_end}"
+        note = f"; {take.note}" if take.note else ""
+        return f"Talking Head: line '{take.line}', {take.n_shape_keys} {kind}, frames {take.frame_start}-{take.frame_end}{note}"
 
 
 class TALKINGHEAD_OT_remove_take(bpy.types.Operator):

@@ -215,3 +215,15 @@ def test_panel_checkbox_is_on_by_default(addon):
     settings = addon.talking_head
     assert settings.blinks is True
     assert settings.bl_rna.properties["blinks"].name == "Blinks and gaze"
+
+
+def test_the_worker_says_when_blinks_were_skipped(tiny_bundle_dir, clip_3s, tmp_path):
+    """The panel and `bake` read the worker's note: a template without landmarks gets no blinks,
+    and the report says so (a take with --no-blinks has nothing to say)."""
+    import sys
+
+    from talking_head.blender.worker_client import run_worker
+
+    task = AnimateTask(audio=str(clip_3s), bundle=str(tiny_bundle_dir), device="cpu", seed=2, out=str(tmp_path / "out"))
+    assert "blinks and gaze need face landmarks" in run_worker(sys.executable, task, timeout=300).note
+    assert run_worker(sys.executable, dataclasses.replace(task, blinks=False), timeout=300).note == ""
