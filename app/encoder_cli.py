@@ -40,6 +40,29 @@ def _run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_ctc_head(encoder: Path) -> None:
+    """Refuse an encoder without its CTC head (`lm_head`): transformers would give it a random
+    one, and `decode` would print random phones without a word of warning. The packed demo
+    bundle's context encoder is such a one (its head was dropped when it was packed)."""
+    from safetensors import SafetensorError, safe_open
+
+    from ..core.errors import TalkingHeadError
+
+    weights = Path(encoder) / "model.safetensors"
+    if not weights.is_file():
+        raise TalkingHeadError(f"no encoder weights (model.safetensors) in {encoder}")
+    try:
+        with safe_open(str(weights), framework="pt") as f:
+            names = list(f.keys())
+    except (SafetensorError, OSError) as exc:
+        raise TalkingHeadError(f"cannot read the encoder weights {weights} ({exc})") from None
+    if not any(name.startswith("lm_head.") for name in names):
+        raise TalkingHeadError(
+            f"the encoder in {encoder} has no CTC head (lm_head), so it cannot say which phones it hears; "
+            "decode with the encoder folder `talking-head encoders content` wrote (a packed bundle's may lack it)"
+        )
+
+
 def _run_decode(args: argparse.Namespace) -> int:
     from transformers import Wav2Vec2ForCTC
 
@@ -47,6 +70,7 @@ def _run_decode(args: argparse.Namespace) -> int:
     from ..training.encoder_training import decode_phones
     from ..core.encoders import load_pretrained, quiet_transformers
 
+    _check_ctc_head(args.encoder)
     quiet_transformers()
     model = load_pretrained(Wav2Vec2ForCTC, str(args.encoder), "content encoder").eval()
     print(" ".join(decode_phones(model, load_audio(args.audio))))

@@ -4,6 +4,7 @@ same `from_pretrained` code that loads hub checkpoints."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,6 +21,10 @@ from talking_head.training.encoder_training import (
     train_content_encoder,
     train_emotion_encoder,
 )
+
+from conftest import write_clip
+
+ROOT = Path(__file__).resolve().parents[1]
 
 TINY = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64, "conv_dim": (32,) * 7,
         "num_conv_pos_embeddings": 16, "num_conv_pos_embedding_groups": 4}
@@ -96,3 +101,18 @@ def test_content_and_emotion_encoders_train_resume_and_load(tmp_path):
     assert 0.0 <= report["emotion_accuracy_held_out"] <= 1.0 and len(report["log"]) == 2
     features = EmotionEncoder(str(tmp_path / "emotion"), window_s=2.0, context_s=0.5).encode(audio)
     assert features.labels[:2] == ["neutral", "happy"] and features.logits.shape[-1] == len(features.labels)
+
+
+def test_decode_refuses_an_encoder_without_its_ctc_head(tmp_path, capsys):
+    """Without lm_head, transformers would make up a random head and decode random phones: the
+    command refuses in one line instead (the packed demo bundle's context encoder lacks it)."""
+    from talking_head.app.cli import main
+    from talking_head.training.tiny import save_random_encoders
+
+    clip = write_clip(tmp_path / "clip.wav", 1.0)
+    assert main(["encoders", "decode", str(clip), "--encoder", str(ROOT / "weights" / "demo" / "encoders" / "context")]) == 2
+    assert "has no CTC head (lm_head)" in capsys.readouterr().err
+    context, _ = save_random_encoders(tmp_path / "enc", "tiny")  # a Wav2Vec2ForCTC: it has its head
+    assert main(["encoders", "decode", str(clip), "--encoder", str(context)]) == 0
+    assert main(["encoders", "decode", str(clip), "--encoder", str(tmp_path)]) == 2
+    assert "no encoder weights" in capsys.readouterr().err
