@@ -169,3 +169,16 @@ def test_loading_without_random_init_gives_the_same_model(tiny_bundle_dir):
     second = ordinary.generate(context, emotion, torch.tensor([0]), noise=noise)
     for a, b in zip((first.neutral, first.emotional, first.rotation), (second.neutral, second.emotional, second.rotation)):
         assert torch.equal(a, b)
+
+
+def test_packing_keeps_the_content_encoders_ctc_head(tmp_path, tiny_bundle_dir):
+    """`bundle pack` writes a CTC content encoder with its head (`lm_head`), in float16, so
+    `encoders decode` still works on the packed bundle's encoder."""
+    from safetensors import safe_open
+
+    from talking_head.core.bundle import pack_bundle
+
+    packed = pack_bundle(tiny_bundle_dir, tmp_path / "packed")
+    with safe_open(str(packed.path / "encoders" / "context" / "model.safetensors"), framework="pt") as f:
+        heads = [name for name in f.keys() if name.startswith("lm_head.")]
+        assert heads and all(f.get_tensor(name).dtype == torch.float16 for name in heads)
