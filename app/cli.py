@@ -161,10 +161,7 @@ def _run_animate(args: argparse.Namespace) -> int:
     with _ProgressBar() as bar:
         animation, animator = animate_task(task, progress=bar)
     print(_write_take(animation, animator, args.out, kind, mesh_format, earlier, args.stages))
-    if animator.eyes_problem:
-        print(f"note: {animator.eyes_problem}", file=sys.stderr)
-    if not animator.bundle.config.trained:
-        print("note: this bundle is UNTRAINED (random weights); its motion is meaningless", file=sys.stderr)
+    say_notes(animator)
     return 0
 
 
@@ -202,11 +199,16 @@ def _run_animate_many(args: argparse.Namespace) -> int:
         return _write_take(animation, animator, out, kind, form, earlier, args.stages)
 
     code = batch.run_each(files, animate_one, "animated", args.out)
+    say_notes(animator)
+    return code
+
+
+def say_notes(animator) -> None:
+    """After a run, on stderr: what the takes lack (blinks without landmarks) and an untrained bundle."""
     if animator.eyes_problem:
         print(f"note: {animator.eyes_problem}", file=sys.stderr)
     if not animator.bundle.config.trained:
         print("note: this bundle is UNTRAINED (random weights); its motion is meaningless", file=sys.stderr)
-    return code
 
 
 def _animate_task(args: argparse.Namespace, audio: Path | str):

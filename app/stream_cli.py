@@ -134,8 +134,9 @@ def _run_stream(args: argparse.Namespace) -> int:
     _write_takes(args, streamer, frames)
     if args.report:
         _report(streamer, meter, wall, args.chunk_ms, live=stdin or args.realtime)
-    if not animator.bundle.config.trained:
-        print("note: this bundle is UNTRAINED (random weights); its motion is meaningless", file=sys.stderr)
+    from .cli import say_notes  # cli.py imports this module: imported when run
+
+    say_notes(animator)
     return 0
 
 

@@ -77,11 +77,9 @@ class Animation:
             if self.neutral is None:
                 raise TalkingHeadError("this animation has no neutral stage to write (it was read from a file without stages)")
             arrays.update({name: getattr(self, name).astype(np.float32, copy=False) for name in STAGE_FIELDS})
+        arrays.update({name: getattr(self, name).astype(np.float32, copy=False) for name in OPTIONAL_FIELDS if getattr(self, name) is not None})
         if self.arkit_weights is not None:
-            arrays.update(arkit_weights=self.arkit_weights.astype(np.float32, copy=False), arkit_names=np.asarray(self.arkit_names, dtype=str))
-        for name in ("blink_weights", "gaze"):
-            if getattr(self, name) is not None:
-                arrays[name] = getattr(self, name).astype(np.float32, copy=False)
+            arrays["arkit_names"] = np.asarray(self.arkit_names, dtype=str)
         with atomic_path(path) as temporary, open(temporary, "wb") as f:
             np.savez(
                 f,
@@ -110,10 +108,8 @@ class Animation:
                     pivot=pivot,
                     fps=int(data["fps"]),
                     faces=data["faces"],
-                    arkit_weights=data["arkit_weights"] if "arkit_weights" in data else None,
                     arkit_names=[str(x) for x in data["arkit_names"]] if "arkit_names" in data else [],
-                    blink_weights=data["blink_weights"] if "blink_weights" in data else None,
-                    gaze=data["gaze"] if "gaze" in data else None,
+                    **{name: data[name] if name in data else None for name in OPTIONAL_FIELDS},
                 )
         except (OSError, KeyError, ValueError, EOFError) as exc:
             raise TalkingHeadError(f"not a Talking Head animation file ({exc}): {path}") from None
@@ -124,6 +120,19 @@ class Animation:
         removed (core/outputs.py write_frame_files)."""
         files = FrameFiles.of(target, mesh_format)
         return write_frame_files(files, self.n_frames, lambda path, i: write_mesh(path, self.vertices[i], self.faces))
+
+
+def add_head_motion(faces: np.ndarray, rotation: np.ndarray, translation: np.ndarray, pivot: np.ndarray) -> np.ndarray:
+    """The final faces: v_t = R_t (ye_t - P) + P + tau_t (METHOD.md section 6), a chunk of frames
+    at a time (no second full-size temporary for a long take); `remove_head_motion` undoes it.
+    faces (N, V, 3), rotation (N, 3, 3), translation (N, 3), pivot (3,) -> (N, V, 3)."""
+    vertices = np.empty_like(faces)
+    turn, shift = rotation.transpose(0, 2, 1), pivot + translation[:, None, :]
+    for start in range(0, len(vertices), CHUNK_FRAMES):
+        part = slice(start, start + CHUNK_FRAMES)
+        np.matmul(faces[part] - pivot, turn[part], out=vertices[part])
+        vertices[part] += shift[part]
+    return vertices
 
 
 def remove_head_motion(vertices: np.ndarray, rotation: np.ndarray, translation: np.ndarray, pivot: np.ndarray) -> np.ndarray:

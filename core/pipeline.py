@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .animation import CHUNK_FRAMES, Animation
+from .animation import Animation, add_head_motion
 from .arkit import ARKIT_NAMES, ArkitSolver, TemplateLandmarksError, template_arkit_shapes
 from .audio import frame_count, load_audio
 from .bundle import ModelBundle
@@ -22,7 +22,6 @@ from .style import Style, TuningError
 from .tasks import AnimateTask
 
 Progress = Callable[[str, int, int], None]
-
 
 
 class Animator:
@@ -121,12 +120,7 @@ class Animator:
         del motion  # on a GPU, its tensors; on the CPU the arrays above keep their memory
         pivot = bundle.pivot
         # v_t = R_t (ye_t - P) + P + tau_t  (METHOD.md section 6)
-        vertices = np.empty_like(emotional)
-        turn, shift = rotation.transpose(0, 2, 1), pivot + translation[:, None, :]
-        for start in range(0, len(vertices), CHUNK_FRAMES):
-            part = slice(start, start + CHUNK_FRAMES)
-            np.matmul(emotional[part] - pivot, turn[part], out=vertices[part])
-            vertices[part] += shift[part]
+        vertices = add_head_motion(emotional, rotation, translation, pivot)
         solver = self.arkit_solver()
         arkit = solver.solve(emotional, rest=template) if solver is not None else None
         return Animation(

@@ -44,7 +44,7 @@ from typing import BinaryIO
 import numpy as np
 import torch
 
-from .animation import Animation
+from .animation import Animation, add_head_motion
 from .arkit import ARKIT_NAMES
 from .audio import SAMPLE_RATE, check_audio_path, frame_count
 from .encoders import RECEPTIVE_FIELD, STRIDE
@@ -211,7 +211,7 @@ class Streamer:
         rotation = motion.rotation[0].float().cpu().numpy()
         translation = motion.translation[0].float().cpu().numpy()
         # v_t = R_t (ye_t - P) + P + tau_t  (METHOD.md section 6)
-        vertices = np.matmul(emotional - self.pivot, rotation.transpose(0, 2, 1)) + (self.pivot + translation[:, None, :])
+        vertices = add_head_motion(emotional, rotation, translation, self.pivot)
         arkit = [None] * len(emotional)
         if self.solver is not None:
             faces = np.concatenate([self._recent_faces, emotional])

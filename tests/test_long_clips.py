@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from talking_head.core import animation as animation_module
-from talking_head.core import arkit, pipeline
+from talking_head.core import arkit
 from talking_head.core.arkit import ARKIT_NAMES, ArkitSolver
 from talking_head.core.audio import load_audio
 from talking_head.core.model import head_noise
@@ -17,7 +17,7 @@ from talking_head.training.tiny import make_tiny_bundle
 
 def test_faces_in_chunks_are_the_whole_clip_formula(tiny_bundle_dir, clip_3s, monkeypatch):
     """v_t = R_t (ye_t - P) + P + tau_t, chunk by chunk, bit for bit."""
-    monkeypatch.setattr(pipeline, "CHUNK_FRAMES", 7)  # 75 frames: ten chunks, the last one short
+    monkeypatch.setattr(animation_module, "CHUNK_FRAMES", 7)  # 75 frames: ten chunks, the last one short
     animator = load_animator(tiny_bundle_dir, "cpu")
     animation = animator.animate(clip_3s, seed=5)
     template, pivot = animator.bundle.template.vertices, animator.bundle.pivot
@@ -27,7 +27,6 @@ def test_faces_in_chunks_are_the_whole_clip_formula(tiny_bundle_dir, clip_3s, mo
     assert not np.shares_memory(animation.neutral, animation.emotional)
     assert np.abs(animation.emotional - template).max() < np.abs(template).max()  # displacements, around the template
     # A file without stages gives the face back from the final vertices, chunk by chunk too.
-    monkeypatch.setattr(animation_module, "CHUNK_FRAMES", 7)
     recovered = animation_module.remove_head_motion(animation.vertices, animation.rotation, animation.translation, pivot)
     np.testing.assert_allclose(recovered, animation.emotional, atol=1e-5)
 
