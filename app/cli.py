@@ -9,6 +9,7 @@ from pathlib import Path
 from ..core.config import VARIANTS
 from ..core.errors import TalkingHeadError
 from . import checks
+from .notes import say_notes
 
 # Show a progress bar only when a clip is at least this long (frames at 25 fps).
 PROGRESS_MIN_FRAMES = 250
@@ -201,14 +202,6 @@ def _run_animate_many(args: argparse.Namespace) -> int:
     code = batch.run_each(files, animate_one, "animated", args.out)
     say_notes(animator)
     return code
-
-
-def say_notes(animator) -> None:
-    """After a run, on stderr: what the takes lack (blinks without landmarks) and an untrained bundle."""
-    if animator.eyes_problem:
-        print(f"note: {animator.eyes_problem}", file=sys.stderr)
-    if not animator.bundle.config.trained:
-        print("note: this bundle is UNTRAINED (random weights); its motion is meaningless", file=sys.stderr)
 
 
 def _animate_task(args: argparse.Namespace, audio: Path | str):

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from . import checks
+from .notes import say_notes
 
 DEFAULT_CHUNK_MS = 200.0
 
@@ -134,8 +135,6 @@ def _run_stream(args: argparse.Namespace) -> int:
     _write_takes(args, streamer, frames)
     if args.report:
         _report(streamer, meter, wall, args.chunk_ms, live=stdin or args.realtime)
-    from .cli import say_notes  # cli.py imports this module: imported when run
-
     say_notes(animator)
     return 0
 

@@ -1,0 +1,13 @@
+"""What a command says on stderr after a run, the same for `animate` and `stream`."""
+
+from __future__ import annotations
+
+import sys
+
+
+def say_notes(animator) -> None:
+    """What the takes lack (blinks and gaze without face landmarks) and an untrained bundle."""
+    if animator.eyes_problem:
+        print(f"note: {animator.eyes_problem}", file=sys.stderr)
+    if not animator.bundle.config.trained:
+        print("note: this bundle is UNTRAINED (random weights); its motion is meaningless", file=sys.stderr)
