@@ -4,6 +4,7 @@
                       [--scene IN.blend --object NAME [--landmarks ...]] [--bone ARMATURE:BONE]
                       [--take auto|arkit|shape-keys] [--fbx OUT.fbx] [--abc OUT.abc] [--preview OUT.png]
                       [--seed N] [--subject NAME] [--style STYLE.json] [--no-head] [--no-blinks] [--per-frame]
+                      [--emotion LABEL:W[,...] | --emotion-track FILE.json] [--transcript TEXT|FILE.txt|beside] [--no-pause-rest]
 
 It builds a scene (sound strip at frame 1, the template head or MESH), or opens the user's IN.blend
 (sound strip at its first frame, the take on its object NAME; IN.blend itself is never written),
@@ -33,7 +34,7 @@ from ..core.audio import FACE_FPS
 from ..core.bundle_info import read_bundle_info
 from ..core.errors import AudioError, TalkingHeadError
 from ..core.outputs import check_output_file
-from . import batch, checks
+from . import batch, checks, emotion_cli, speech_options
 
 
 def register(commands) -> None:
@@ -60,6 +61,8 @@ def register(commands) -> None:
     bake.add_argument("--no-head", action="store_true", help="no head motion")
     bake.add_argument("--no-blinks", action="store_true", help="no blinks and gaze (added by default, seeded by --seed; "
                       "needs a template with face landmarks)")
+    emotion_cli.add_arguments(bake)
+    speech_options.add_arguments(bake)
     bake.add_argument("--per-frame", action="store_true", help="one shape key per model frame (exact, 16 times larger) "
                       "instead of a few PCA shape keys")
     bake.add_argument("--compact", action="store_true", help=argparse.SUPPRESS)  # the default now; kept for old scripts
@@ -71,7 +74,8 @@ def register(commands) -> None:
 def run(args: argparse.Namespace) -> int:
     if batch.several(args.audio):
         return run_many(args)
-    bake(args.audio[0], args.bundle, args.blend, fbx=args.fbx, abc=args.abc, preview=args.preview, **_options(args))
+    bake(args.audio[0], args.bundle, args.blend, fbx=args.fbx, abc=args.abc, preview=args.preview,
+         transcript=speech_options.transcript_for(args, args.audio[0]), **_options(args))
     return 0
 
 
@@ -81,6 +85,8 @@ def run_many(args: argparse.Namespace) -> int:
     one line, and the exit code is 2 (app/batch.py). Everything but the sound files is checked
     once, before the first: the output folders, Blender, the bundle and subject, --scene, --landmarks, --style."""
     files = batch.sound_files(args.audio, args.recursive)
+    if args.transcript not in (None, "beside"):
+        raise TalkingHeadError("one --transcript for several sound files: use `--transcript beside` (NAME.txt next to each NAME.wav)")
     folders = {option: folder for option, folder in (("--blend", args.blend), ("--fbx", args.fbx), ("--abc", args.abc), ("--preview", args.preview))
                if folder is not None}
     for option, folder in folders.items():
@@ -113,7 +119,7 @@ def run_many(args: argparse.Namespace) -> int:
         outputs = targets[file]
         said: list[str] = []
         bake(file.path, args.bundle, outputs["--blend"], fbx=outputs.get("--fbx"), abc=outputs.get("--abc"), preview=outputs.get("--preview"),
-             say=said.append, **_options(args))
+             say=said.append, transcript=speech_options.transcript_for(args, file.path), **_options(args))
         return f"{file.path}: " + "; ".join(said)
 
     # Registered for the whole run (bake() then leaves it so): the worker that stays loaded between
@@ -132,7 +138,7 @@ def _options(args: argparse.Namespace) -> dict:
     """bake()'s keywords from the command line, but for the sound file and the outputs."""
     return dict(mesh=args.mesh, seed=args.seed, subject=args.subject, style=args.style, head=not args.no_head, blinks=not args.no_blinks, per_frame=args.per_frame,
                 fps=args.fps, device=args.device, scene_file=args.scene, object_name=args.object, landmarks=args.landmarks,
-                bone=args.bone, take=args.take)
+                bone=args.bone, take=args.take, emotion=emotion_cli.direction(args, args.bundle), rest_in_pauses=not args.no_pause_rest)
 
 
 def _other_inputs(scene_file: Path | None, mesh: Path | None, style: Path | None, landmarks: str | None) -> list[tuple[str, Path | str | None]]:
@@ -170,9 +176,14 @@ def bake(
     bone: str = "",
     take: str = "auto",
     say: Callable[[str], None] = print,
+    emotion=None,
+    transcript: str = "",
+    rest_in_pauses: bool = True,
 ) -> Baked:
     """The Animate button in a fresh scene (or the user's `scene_file`): build it, run the worker
-    once, write and save. `say` gets the lines that tell what was made."""
+    once, write and save. `say` gets the lines that tell what was made. `emotion`: a directed
+    emotion (core/emotion_direction.py `EmotionDirection`) instead of the Face's emotion sliders.
+    `transcript` (the words, "" for none) and `rest_in_pauses`: the panel's Transcript and Rest in pauses."""
     inputs = [("audio file", audio), *_other_inputs(scene_file, mesh, style, landmarks)]
     check_bake_outputs({"--blend": blend, "--fbx": fbx, "--abc": abc, "--preview": preview}, inputs)
     try:
@@ -229,8 +240,9 @@ def bake(
             settings.subject = subject
         settings.seed, settings.head_motion, settings.per_frame, settings.device = seed, head, per_frame, device
         settings.blinks = blinks
+        settings.transcript, settings.rest_in_pauses = transcript, rest_in_pauses
         settings.set_frame_range = scene_file is None  # a scene made here plays the clip; the user's keeps its range
-        request = session.prepare(scene, settings, speaking_style=subject if style else "")
+        request = session.prepare(scene, settings, speaking_style=subject if style else "", emotion=emotion)
         result = session.run(request)
         take = session.apply(scene, settings, request, result)
         what = "ARKit channel curves" if take.kind == "ARKIT" else "shape keys"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..core.config import VARIANTS
 from ..core.errors import TalkingHeadError
-from . import checks
+from . import checks, emotion_cli, speech_options
 from .notes import say_notes
 
 # Show a progress bar only when a clip is at least this long (frames at 25 fps).
@@ -34,6 +34,15 @@ def build_parser() -> argparse.ArgumentParser:
     pack.add_argument("--out", required=True, type=Path, help="folder to write")
     pack.add_argument("--fp32", action="store_true", help="keep float32 weights")
     pack.set_defaults(run=_run_bundle_pack)
+    emotions = kinds.add_parser("emotions", help="emotion prototypes from a labelled speech set, for animate --emotion")
+    emotions.add_argument("bundle", type=Path, help="bundle folder (emotion_prototypes.safetensors is written into it)")
+    emotions.add_argument("--speech", required=True, type=Path, help="speech set (labels.jsonl, wav/ID.wav) from `talking-head corpus speech`")
+    emotions.set_defaults(run=_run_bundle_emotions)
+    phones = kinds.add_parser("phones", help="phone prototypes from a labelled speech set, for animate --transcript")
+    phones.add_argument("bundle", type=Path, help="bundle folder (phone_prototypes.safetensors is written into it)")
+    phones.add_argument("--speech", required=True, type=Path, help="speech set (labels.jsonl, wav/ID.wav, phones/ID.json) from `talking-head corpus speech`")
+    phones.add_argument("--limit", type=int, default=0, help="at most this many utterances (0: all but the held-out voices)")
+    phones.set_defaults(run=_run_bundle_phones)
 
     animate = commands.add_parser("animate", help="sound file -> animation arrays or meshes")
     animate.add_argument("audio", type=Path, nargs="+", help="sound file (WAV, FLAC, OGG, MP3, ...); several, or a folder of them: "
@@ -54,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "needs a template with face landmarks)")
     animate.add_argument("--device", type=checks.device, choices=checks.DEVICES, default="auto", help="auto (CUDA, else Apple MPS, when present), cpu, cuda or mps")
     animate.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto", help="encoder precision (auto: bf16 on CPUs with native bf16, where it is about 2x faster, else fp32)")
+    emotion_cli.add_arguments(animate)
+    speech_options.add_arguments(animate)
     animate.add_argument("--stages", action="store_true", help="the .npz also holds neutral and emotional (Gn's and Ge's faces without head motion): three times the size")
     animate.add_argument("--mesh-format", choices=("ply", "obj"), help="per-frame meshes in a folder (default ply; with several inputs, as --format)")
     animate.set_defaults(run=_run_animate)
@@ -144,6 +155,26 @@ def _run_bundle_pack(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_bundle_emotions(args: argparse.Namespace) -> int:
+    from ..training.emotion_prototypes import build_emotion_prototypes
+
+    with _ProgressBar(stage="encoding", min_total=0) as bar:
+        prototypes = build_emotion_prototypes(args.bundle, args.speech, progress=lambda done, total: bar("encoding", done, total))
+    m = prototypes.measure
+    counts = ", ".join(f"{label} {n}" for label, n in zip(prototypes.labels, prototypes.clips))
+    print(f"wrote {args.bundle / 'emotion_prototypes.safetensors'}: {prototypes.weighting} of {m['clips']} clips ({counts}); "
+          f"nearest-prototype accuracy mean {m['accuracy_mean']:.3f}, intensity-weighted {m['accuracy_intensity']:.3f}")
+    return 0
+
+
+def _run_bundle_phones(args: argparse.Namespace) -> int:
+    from ..training.phone_prototypes import write_phone_prototypes
+
+    protos = write_phone_prototypes(args.bundle, args.speech, limit=args.limit)
+    print(f"wrote {args.bundle / 'phone_prototypes.safetensors'}: {len(protos.phones)} phones from {int(protos.counts.sum())} encoder steps")
+    return 0
+
+
 def _run_animate(args: argparse.Namespace) -> int:
     from . import batch
 
@@ -182,19 +213,25 @@ def _run_animate_many(args: argparse.Namespace) -> int:
     batch.check_not_inputs(targets.values(), "--out", [("audio file", file.path) for file in files])
 
     from ..core.audio import load_audio
+    from ..core.emotion_direction import check_direction
     from ..core.pipeline import animate_task, load_animator, person_for
 
     animator = load_animator(args.bundle, args.device, args.precision)  # once, for every file
     task = _animate_task(args, "")
+    if args.transcript not in (None, "beside") and len(files) > 1:
+        raise TalkingHeadError("one --transcript for several sound files: use `--transcript beside` (NAME.txt next to each NAME.wav)")
     # What every file would fail on is said once, before the first: an unknown subject or style, no ARKit channels.
     person_for(animator.bundle, task.style.to_json(), task.blend_with.to_json() if task.blend_with is not None else None, task.blend_weight)
+    check_direction(task.emotion, animator.bundle.emotion_prototypes, animator.bundle.path.name)
     if kind == "csv" and animator.arkit_solver() is None:
         raise TalkingHeadError(f"no ARKit channels for a Live Link CSV: {animator.arkit_problem}")
 
     def animate_one(file) -> str:
         samples = load_audio(file.path)  # a bad file fails here, in its turn
         with _ProgressBar() as bar:
-            animation, _ = animate_task(dataclasses.replace(task, audio=str(file.path)), animator=animator, progress=bar, samples=samples)
+            transcript = speech_options.transcript_for(args, file.path)
+            animation, _ = animate_task(dataclasses.replace(task, audio=str(file.path), transcript=transcript), animator=animator,
+                                        progress=bar, samples=samples)
         out = targets[file]
         earlier = FrameFiles.of(out, form).existing() if kind == "folder" else []
         return _write_take(animation, animator, out, kind, form, earlier, args.stages)
@@ -219,6 +256,9 @@ def _animate_task(args: argparse.Namespace, audio: Path | str):
         device=args.device,
         precision=args.precision,
         blinks=not args.no_blinks,
+        emotion=emotion_cli.direction(args, args.bundle),
+        transcript=speech_options.transcript_for(args, audio) if audio else "",
+        rest_in_pauses=not args.no_pause_rest,
     )
 
 

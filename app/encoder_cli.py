@@ -1,4 +1,4 @@
-"""`talking-head encoders content | emotion | decode`: train the demo bundle's wav2vec2 encoders."""
+"""`talking-head encoders content | emotion | real-voices | decode`: train the demo bundle's wav2vec2 encoders."""
 
 from __future__ import annotations
 
@@ -20,6 +20,21 @@ def register(commands) -> None:
         p.add_argument("--minutes", type=float, help="stop and save after this many minutes of training")
         p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint")
         p.set_defaults(run=_run_train, which=name)
+    real = kinds.add_parser("real-voices", help="a bundle's content encoder taught to hear real voices, in the same feature space "
+                            "(training/content_distillation.py): FSDD, WORLD-warped voices; Gn needs no retraining")
+    real.add_argument("--bundle", required=True, type=Path, help="bundle whose content encoder (and phone_prototypes.safetensors) teach")
+    real.add_argument("--speech", required=True, type=Path, help="synthetic speech set from `talking-head corpus speech`")
+    real.add_argument("--fsdd", type=Path, help="FSDD folder (its fsdd_alignments.json beside it); omit for synthetic voices only")
+    real.add_argument("--work", required=True, type=Path, help="folder for the speech sets made on the way (resumable)")
+    real.add_argument("--out", required=True, type=Path, help="encoder folder to write")
+    real.add_argument("--warp-copies", type=int, default=1, help="WORLD-warped copies of each synthetic training utterance")
+    real.add_argument("--warp-limit", type=int, default=0, help="warp at most this many utterances (0: all)")
+    real.add_argument("--workers", type=int, default=2)
+    real.add_argument("--epochs", type=int, default=2)
+    real.add_argument("--lr", type=float, default=2e-4)
+    real.add_argument("--minutes", type=float, help="stop and save after this many minutes of training")
+    real.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint")
+    real.set_defaults(run=_run_real_voices)
     decode = kinds.add_parser("decode", help="phones a content encoder hears in a sound file")
     decode.add_argument("audio", type=Path)
     decode.add_argument("--encoder", required=True, type=Path)
@@ -37,6 +52,36 @@ def _run_train(args: argparse.Namespace) -> int:
         report = train_emotion_encoder(args.speech, args.out, args.init, cfg, resume=args.resume)
         print(f"emotion accuracy on held-out voices: {report['emotion_accuracy_held_out']:.3f}")
     print(f"wrote {args.out} (report: {args.out / 'training.json'})")
+    return 0
+
+
+def _run_real_voices(args: argparse.Namespace) -> int:
+    from ..core.errors import TalkingHeadError
+    from ..core.phone_features import FILE
+    from ..training.content_distillation import distill_content_encoder
+    from ..training.encoder_training import EncoderTrainingConfig
+    from ..training.speech_mix import fsdd_speech_set, mix_speech_sets, warped_speech_set
+
+    import json
+
+    prototypes = args.bundle / FILE
+    if not prototypes.is_file():
+        raise TalkingHeadError(f"{args.bundle} has no {FILE}: build them first with `talking-head bundle phones {args.bundle} --speech SPEECH_SET`")
+    teacher = args.bundle / json.loads((args.bundle / "config.json").read_text())["context_encoder"]
+    work = args.work
+    sets = [args.speech]
+    if not (work / "warped" / "labels.jsonl").is_file():
+        warped_speech_set(args.speech, work / "warped", copies=args.warp_copies, limit=args.warp_limit, workers=args.workers)
+    sets.append(work / "warped")
+    if args.fsdd is not None:
+        if not (work / "fsdd" / "labels.jsonl").is_file():
+            fsdd_speech_set(args.fsdd, args.fsdd.parent / "fsdd_alignments.json", work / "fsdd")
+        sets.append(work / "fsdd")
+    if not (work / "mixed" / "labels.jsonl").is_file():
+        mix_speech_sets(sets, work / "mixed")
+    cfg = EncoderTrainingConfig(epochs=args.epochs, lr=args.lr, minutes=args.minutes, warmup_steps=50)
+    report = distill_content_encoder(teacher, work / "mixed", prototypes, args.out, cfg, resume=args.resume)
+    print(f"wrote {args.out}: {report['utterances']} utterances, {'finished' if report['finished'] else 'stopped by --minutes (--resume continues)'}")
     return 0
 
 

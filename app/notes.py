@@ -6,8 +6,9 @@ import sys
 
 
 def say_notes(animator) -> None:
-    """What the takes lack (blinks and gaze without face landmarks) and an untrained bundle."""
-    if animator.eyes_problem:
-        print(f"note: {animator.eyes_problem}", file=sys.stderr)
+    """What the takes lack (blinks and gaze, rest in pauses) and an untrained bundle."""
+    for problem in (animator.eyes_problem, animator.pauses_problem):
+        if problem:
+            print(f"note: {problem}", file=sys.stderr)
     if not animator.bundle.config.trained:
         print("note: this bundle is UNTRAINED (random weights); its motion is meaningless", file=sys.stderr)

@@ -34,6 +34,7 @@ import json
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +47,12 @@ REAL_CLIP = SHARED / "speech" / "real_speech_11s.wav"
 MFCC_HOP = 320  # 20 ms at 16 kHz: 50 frames a second, like the encoder
 MFCC_RADIUS = 4  # frames either side
 PAUSE_MIN_S = 0.25
+DEMO_TEXT = " ".join(p["text"] for p in json.loads((ROOT / "samples" / "demo_speech.json").read_text())["passages"])
+FSDD_HELD_OUT = ("lucas", "yweweler")  # training/speech_mix.py's: FSDD speakers no shipped encoder trains on
+# The words of ../shared/speech/real_speech_11s.wav (a public-domain address), for the transcript
+# path and for labelling it by forced alignment.
+REAL_CLIP_TEXT = ("Today, like millions of other families across America, Michelle, Malia, Sasha and I will sit down to share a "
+                  "Thanksgiving filled with family and friends, a few hours of food and football too.")
 VAD_RANGE_DB = 30.0
 VISEME_CLASSES = {
     "labiodental f v": ("f", "v"),
@@ -157,12 +164,23 @@ def mean_by_class(values: np.ndarray, phones: list[str], classes: dict[str, tupl
 
 # ---- measuring ----
 
-def fsdd_clips(limit: int) -> list[tuple[Path, list]]:
-    """Up to `limit` aligned FSDD recordings, spread over speakers and digits (every k-th file)."""
+def fsdd_clips(limit: int, speakers: tuple[str, ...] = FSDD_HELD_OUT) -> list[tuple[Path, list, str]]:
+    """Up to `limit` aligned FSDD recordings of `speakers` (by default the two that no shipped
+    encoder trains on), spread over speakers and digits (every k-th file): (wav, phones, text)."""
     alignments = json.loads((REAL_SPEECH / "fsdd_alignments.json").read_text())
-    names = sorted(alignments)
+    names = sorted(n for n in alignments if n.split("_")[1] in speakers)
     step = max(1, len(names) // limit)
-    return [(REAL_SPEECH / "fsdd" / n, alignments[n]["phones"]) for n in names[::step][:limit]]
+    return [(REAL_SPEECH / "fsdd" / n, alignments[n]["phones"], alignments[n]["text"]) for n in names[::step][:limit]]
+
+
+def real_clip_items() -> list[tuple[Path, list, str]]:
+    """The 11 s real recording, labelled by forced alignment of its words (pocketsphinx)."""
+    from talking_head.core.alignment import align
+    from talking_head.core.audio import load_audio
+
+    if not REAL_CLIP.is_file():
+        return []
+    return [(REAL_CLIP, align(load_audio(REAL_CLIP), REAL_CLIP_TEXT), REAL_CLIP_TEXT)]
 
 
 def build_speech_set(utterances: int, out: Path) -> Path:
@@ -171,17 +189,33 @@ def build_speech_set(utterances: int, out: Path) -> Path:
     return out
 
 
-def probe(animator, train, held_out, fsdd, inventory) -> dict:
+@dataclass
+class Reading:
+    """What Gn reads and does in pauses: `transcript` (forced alignment of each clip's words ->
+    phone prototypes) or the content encoder; `rest` (rest in pauses, the default of animate)."""
+
+    transcript: bool = False
+    rest: bool = True
+
+
+def context_of(animator, samples: np.ndarray, text: str, reading: Reading) -> np.ndarray:
+    from talking_head.core.alignment import align
+
+    with torch.no_grad():
+        phones = align(samples, text) if reading.transcript else None
+        return animator.features(samples, phones)[0][0].float().cpu().numpy()  # (kN, Dc)
+
+
+def probe(animator, train, held_out, real: dict[str, list], inventory, reading: Reading) -> dict:
     from talking_head.core.audio import load_audio
 
     steps_per_s = animator.bundle.config.k * animator.bundle.config.fps
 
-    def examples(items):  # items: (wav, phones)
+    def examples(items):  # items: (wav, phones, text)
         ctx, mf, y_ctx, y_mf = [], [], [], []
-        for wav, phones in items:
+        for wav, phones, text in items:
             samples = load_audio(wav)
-            with torch.no_grad():
-                c = animator.features(samples)[0][0].float().cpu().numpy()  # (kN, Dc)
+            c = context_of(animator, samples, text, reading)
             ctx.append(c)
             y_ctx.append(labels_at(phones, (np.arange(len(c)) + 0.5) / steps_per_s, inventory))
             m = mfcc_features(samples)
@@ -189,14 +223,16 @@ def probe(animator, train, held_out, fsdd, inventory) -> dict:
             y_mf.append(labels_at(phones, mfcc_times(len(m)), inventory))
         return (np.concatenate(ctx), np.concatenate(y_ctx)), (np.concatenate(mf), np.concatenate(y_mf))
 
-    sets = {"train": examples(train), "synthetic held-out": examples(held_out), "real (FSDD)": examples(fsdd)}
+    sets = {"train": examples(train), "synthetic held-out": examples(held_out), **{name: examples(items) for name, items in real.items() if items}}
     pau = inventory.index("pau")
     report = {}
     for j, feature in enumerate(("context (what Gn reads)", "MFCC +-4")):
         x, y = sets["train"][j]
         predict = fit_probe(x, y, len(inventory))
         row = {"train": accuracy(predict(x), y)}
-        for name in ("synthetic held-out", "real (FSDD)"):
+        for name in sets:
+            if name == "train":
+                continue
             xs, ys = sets[name][j]
             p = predict(xs)
             row[name] = accuracy(p, ys)
@@ -207,17 +243,18 @@ def probe(animator, train, held_out, fsdd, inventory) -> dict:
     return report
 
 
-def lip_opening(animator, samples: np.ndarray) -> np.ndarray:
+def lip_opening(animator, samples: np.ndarray, text: str = "", reading: Reading | None = None) -> np.ndarray:
     """(N,) upper-to-lower lip distance on Ge's faces (no head motion), template units."""
     from talking_head.core.template_head import load_template_head
     from talking_head.training.metrics import lip_distance
 
     marks = animator.bundle.config.landmarks or load_template_head().landmarks
-    anim = animator.animate(samples, seed=0, with_head=False)
+    reading = reading or Reading()
+    anim = animator.animate(samples, seed=0, with_head=False, transcript=text if reading.transcript else "", rest_in_pauses=reading.rest)
     return lip_distance(anim.emotional, marks["upper_lip"], marks["lower_lip"])
 
 
-def pauses(animator, clips: dict[str, Path]) -> dict:
+def pauses(animator, clips: dict[str, tuple[Path, str]], reading: Reading) -> dict:
     from talking_head.core.audio import load_audio
 
     from talking_head.core.template_head import load_template_head
@@ -226,12 +263,12 @@ def pauses(animator, clips: dict[str, Path]) -> dict:
     marks = animator.bundle.config.landmarks or load_template_head().landmarks
     rest = animator.bundle.template.vertices[None]
     report = {"rest (template)": float(lip_distance(rest, marks["upper_lip"], marks["lower_lip"])[0])}
-    for name, path in clips.items():
+    for name, (path, text) in clips.items():
         if not path.is_file():
             report[name] = {"missing": str(path.name)}
             continue
         samples = load_audio(path)
-        opening = lip_opening(animator, samples)
+        opening = lip_opening(animator, samples, text, reading)
         speaking = voice_activity(samples, len(opening), animator.bundle.config.fps)
         paused = pause_mask(speaking, animator.bundle.config.fps)
         report[name] = {
@@ -243,15 +280,15 @@ def pauses(animator, clips: dict[str, Path]) -> dict:
     return report
 
 
-def visemes(animator, synthetic, real, inventory) -> dict:
+def visemes(animator, synthetic, real, inventory, reading: Reading) -> dict:
     from talking_head.core.audio import load_audio
 
     fps = animator.bundle.config.fps
     out = {}
     for name, items in (("synthetic held-out", synthetic), ("real (FSDD)", real)):
         values, phones = [], []
-        for wav, ph in items:
-            opening = lip_opening(animator, load_audio(wav))
+        for wav, ph, text in items:
+            opening = lip_opening(animator, load_audio(wav), text, reading)
             values.append(opening)
             phones += [inventory[i] for i in labels_at(ph, (np.arange(len(opening)) + 0.5) / fps, inventory)]
         out[name] = mean_by_class(np.concatenate(values), phones, VISEME_CLASSES)
@@ -286,7 +323,7 @@ def ctc_phone_error(bundle: Path, ctc_encoder: Path | None, fsdd) -> dict:
     model = load_pretrained(Wav2Vec2ForCTC, str(ctc_encoder), "content encoder").eval()
     errors = total = 0
     with torch.no_grad():
-        for wav, phones in fsdd:
+        for wav, phones, _ in fsdd:
             reference = [to_inventory(p) for p, _, _ in phones if to_inventory(p) != "pau"]
             errors += edit_distance(decode_phones(model, load_audio(wav)), reference)
             total += len(reference)
@@ -303,9 +340,11 @@ def main() -> int:
     parser.add_argument("--bundle", type=Path, default=ROOT / "weights" / "demo")
     parser.add_argument("--speech", type=Path, help="a synthetic speech set (`talking-head corpus speech`); default: build one")
     parser.add_argument("--utterances", type=int, default=300, help="utterances of the speech set built without --speech")
-    parser.add_argument("--fsdd", type=int, default=300, help="FSDD recordings for the probe")
+    parser.add_argument("--fsdd", type=int, default=300, help="FSDD recordings (held-out speakers) for the probe")
     parser.add_argument("--viseme-clips", type=int, default=100, help="clips of each kind animated for the viseme check (0: skip)")
     parser.add_argument("--ctc-encoder", type=Path, help="a content encoder folder with its CTC head, for the phone error rate on FSDD")
+    parser.add_argument("--transcript", action="store_true", help="Gn reads phone prototypes from a forced alignment of each clip's words")
+    parser.add_argument("--no-pause-rest", action="store_true", help="the mouth in pauses as the model made it (animate --no-pause-rest)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
@@ -317,28 +356,37 @@ def main() -> int:
     if not (REAL_SPEECH / "fsdd_alignments.json").is_file():
         print(f"no real speech: {REAL_SPEECH.name}/fsdd_alignments.json missing next to the repository", file=sys.stderr)
         return 1
+    reading = Reading(transcript=args.transcript, rest=not args.no_pause_rest)
     with tempfile.TemporaryDirectory() as tmp:
         speech = args.speech or build_speech_set(args.utterances, Path(tmp) / "speech")
+        texts = {json.loads(line)["id"]: json.loads(line).get("text", "") for line in (speech / "labels.jsonl").read_text().splitlines()}
         train, held_out = split(read_speech_set(speech))
-        train = [(u.wav, u.phones) for u in train]
-        held_out = [(u.wav, u.phones) for u in held_out]
+        train = [(u.wav, u.phones, texts[u.id]) for u in train]
+        held_out = [(u.wav, u.phones, texts[u.id]) for u in held_out]
         fsdd = fsdd_clips(args.fsdd)
+        real = {"real (FSDD)": fsdd, "real (11 s recording)": real_clip_items()}
         inventory = phone_inventory()
         animator = load_animator(args.bundle, "cpu", "fp32")
-        report = {"bundle": args.bundle.name, "synthetic utterances": {"train": len(train), "held-out": len(held_out)},
-                  "fsdd recordings": len(fsdd), "probe": probe(animator, train, held_out, fsdd, inventory)}
-        report["pauses"] = pauses(animator, {"real_speech_11s.wav": REAL_CLIP, "demo_speech.wav": ROOT / "samples" / "demo_speech.wav"})
+        report = {"bundle": args.bundle.name, "reading": vars(reading), "synthetic utterances": {"train": len(train), "held-out": len(held_out)},
+                  "fsdd recordings": len(fsdd), "fsdd speakers": list(FSDD_HELD_OUT),
+                  "probe": probe(animator, train, held_out, real, inventory, reading)}
+        report["pauses"] = pauses(animator, {"real_speech_11s.wav": (REAL_CLIP, REAL_CLIP_TEXT),
+                                             "demo_speech.wav": (ROOT / "samples" / "demo_speech.wav", DEMO_TEXT)}, reading)
         if args.viseme_clips:
-            report["visemes"] = visemes(animator, held_out[: args.viseme_clips], fsdd_clips(args.viseme_clips), inventory)
+            report["visemes"] = visemes(animator, held_out[: args.viseme_clips], fsdd_clips(args.viseme_clips), inventory, reading)
         report["ctc"] = ctc_phone_error(args.bundle, args.ctc_encoder, fsdd)
 
     p = report["probe"]
-    print(f"phone probe, frame accuracy (frames: {p['frames']}; linear, trained on synthetic training voices)")
+    real_names = [k for k in p["frames"] if k.startswith("real")]
+    print(f"reading: {'transcript (forced alignment -> phone prototypes)' if reading.transcript else 'content encoder'}; "
+          f"rest in pauses {'on' if reading.rest else 'off'}")
+    print(f"phone probe, frame accuracy (frames: {p['frames']}; linear, trained on synthetic training voices; FSDD speakers {', '.join(FSDD_HELD_OUT)})")
     print("  share of pau frames (accuracy of always answering pau): " + ", ".join(f"{k} {v:.3f}" for k, v in p["pau share"].items()))
-    print(f"  {'features':26s} {'train':>6s} {'held-out':>9s} {'FSDD':>6s} {'FSDD speech':>12s}")
+    print(f"  {'features':26s} {'train':>6s} {'held-out':>9s} " + " ".join(f"{n[6:-1]:>12s} {'(speech)':>9s}" for n in real_names))
     for feature in ("context (what Gn reads)", "MFCC +-4"):
         r = p[feature]
-        print(f"  {feature:26s} {r['train']:6.3f} {r['synthetic held-out']:9.3f} {r['real (FSDD)']:6.3f} {r['real (FSDD), speech frames']:12.3f}")
+        print(f"  {feature:26s} {r['train']:6.3f} {r['synthetic held-out']:9.3f} "
+              + " ".join(f"{r[n]:12.3f} {r[n + ', speech frames']:9.3f}" for n in real_names))
     print("lip opening (upper-lower lip distance, Ge's faces, no head motion)")
     print(f"  {'rest (template)':22s} {_f(report['pauses']['rest (template)'])}")
     for name, r in report["pauses"].items():

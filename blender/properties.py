@@ -76,10 +76,26 @@ def _landmark_properties() -> dict:
 TalkingHeadLandmarks = type("TalkingHeadLandmarks", (bpy.types.PropertyGroup,), {"__annotations__": _landmark_properties()})
 
 
+class TalkingHeadEmotionSlider(bpy.types.PropertyGroup):
+    """One emotion class of the bundle and how much of its prototype the face gets (animatable)."""
+
+    label: StringProperty(name="Emotion")
+    weight: FloatProperty(
+        name="Weight", default=0.0, min=0.0, max=1.0, subtype="FACTOR",
+        description="How much of this emotion the face shows (key it to change it over the take)",
+    )
+
+
 class TalkingHeadCharacter(bpy.types.PropertyGroup):
-    """What the add-on knows about a mesh (`Mesh.talking_head`): its landmarks and channel mapping."""
+    """What the add-on knows about a mesh (`Mesh.talking_head`): its landmarks, channel mapping and
+    emotion sliders (blender/emotion.py)."""
 
     landmarks: PointerProperty(type=TalkingHeadLandmarks)
+    emotion_voice: FloatProperty(
+        name="From Voice", default=1.0, min=0.0, max=1.0, subtype="FACTOR",
+        description="How much of the emotion the voice is heard as the face keeps (1 with every emotion at 0: the voice alone)",
+    )
+    emotions: CollectionProperty(type=TalkingHeadEmotionSlider, description="One slider per emotion of the bundle")
     channels: CollectionProperty(type=TalkingHeadChannel, description="ARKit channel -> shape key, for other naming schemes")
     channel_index: IntProperty(default=0, min=0)
 
@@ -128,6 +144,15 @@ class TalkingHeadSettings(bpy.types.PropertyGroup):
     blinks: BoolProperty(
         name="Blinks and gaze", default=True,
         description="Add blinks (more at pauses) and small eye movements, seeded by Seed; needs a face with landmarks",
+    )
+    rest_in_pauses: BoolProperty(
+        name="Rest in pauses", default=True,
+        description="Close the mouth where no speech is heard (silero-vad, or the transcript's silences); needs a face with landmarks",
+    )
+    transcript: StringProperty(
+        name="Transcript", default="",
+        description="The words spoken in the strip (English), or a .txt file: forced alignment times each phone for the lips. "
+        "Empty: from the sound alone",
     )
     seed: IntProperty(name="Seed", default=0, min=0, description="Head-motion, blink and gaze variation: same seed, same motion")
     device: EnumProperty(
@@ -205,7 +230,7 @@ class TalkingHeadPreferences(bpy.types.AddonPreferences):
 
 
 CLASSES = (
-    TalkingHeadStyleFile, TalkingHeadTuningClip, TalkingHeadChannel, TalkingHeadLandmarks, TalkingHeadCharacter,
+    TalkingHeadStyleFile, TalkingHeadTuningClip, TalkingHeadChannel, TalkingHeadLandmarks, TalkingHeadEmotionSlider, TalkingHeadCharacter,
     TalkingHeadSettings, TalkingHeadPreferences,
 )
 

@@ -3,6 +3,7 @@ target mesh, build the worker's task, and hand the result to the writer. One pat
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 import tempfile
@@ -14,12 +15,15 @@ from pathlib import Path
 import bpy
 import numpy as np
 
+from ..core.alignment import read_transcript
 from ..core.audio import check_audio_path
 from ..core.character import ChannelMapError, GAIN_GROUPS, arkit_weights, template_fit
 from ..core.errors import AudioError, BundleError, TalkingHeadError
 from ..core.geometry import Y_UP_TO_Z_UP
 from ..core.tasks import AnimateTask
+from ..core.emotion_direction import BUILD_HINT, PROTOTYPES, EmotionError, heard_summary
 from . import character, dependencies, styles, writer
+from . import emotion as emotion_sliders
 from .choices import bundle_path, python_path
 from ..core.bundle_info import BundleInfo, demo_available, read_bundle_info
 from .worker_client import WorkerProcess, WorkerResult
@@ -213,14 +217,22 @@ def chosen_bundle(settings) -> BundleInfo:
     return read_bundle_info(bundle)
 
 
-def prepare(scene: bpy.types.Scene, settings, speaking_style: str = "") -> AnimateRequest:
+def prepare(scene: bpy.types.Scene, settings, speaking_style: str = "", emotion=None) -> AnimateRequest:
     """Check everything a user can get wrong before starting the worker; raises TalkingHeadError.
-    `speaking_style` (a subject) overrides a chosen style's own speaking style (`bake --subject`)."""
+    `speaking_style` (a subject) overrides a chosen style's own speaking style (`bake --subject`).
+    `emotion` (an `EmotionDirection`, `bake --emotion`) replaces the Face's emotion sliders."""
     info = chosen_bundle(settings)
     plan = plan_take(settings, info)
     strip = find_strip(scene, settings.strip)
     first = styles.style_choice(settings.subject, info, speaking_style)
     second = styles.style_choice(settings.second_style, info) if settings.blend_styles else None
+    if emotion is None:
+        fps = scene.render.fps / scene.render.fps_base
+        emotion = emotion_sliders.emotion_track(settings.target, info.config.emotion_labels, float(_strip_start(strip)), audible_frames(strip), fps)
+    if emotion is not None and not (info.path / PROTOTYPES).is_file():
+        raise EmotionError(f"the bundle {info.path.name} has no emotion prototypes, so it cannot direct the emotion (sliders, --emotion): {BUILD_HINT}")
+    if emotion is not None and info.config.emotion_labels:
+        emotion.check(info.config.emotion_labels)  # an unknown label, before the worker starts
     python, paths = dependencies.worker_python(python_path())
     # A packed sound is written out into the worker's own folder, so that it goes with it.
     work_dir = Path(tempfile.mkdtemp(prefix="talking_head_")) if strip.sound.packed_file is not None else None
@@ -240,6 +252,9 @@ def prepare(scene: bpy.types.Scene, settings, speaking_style: str = "") -> Anima
         with_head=bool(settings.head_motion),
         device=settings.device,
         blinks=bool(settings.blinks),
+        emotion=emotion,
+        transcript=read_transcript(settings.transcript) if settings.transcript.strip() else "",
+        rest_in_pauses=bool(settings.rest_in_pauses),
     )
     return AnimateRequest(task, python, paths, settings.target, float(_strip_start(strip)), work_dir, plan,
                           strip.name, audible_frames(strip))
@@ -256,7 +271,16 @@ def apply(scene: bpy.types.Scene, settings, request: AnimateRequest, result: Wor
     carries the worker's note (what it could not add) for the operator's report."""
     take = _write(scene, settings, request, result)
     take.note = result.note
+    _note_heard(request.target, request.line, result.animation)
     return take
+
+
+def _note_heard(obj: bpy.types.Object, line: str, animation) -> None:
+    """Keep, with the line's take record, what the voice was heard as per second (the panel shows it)."""
+    record = writer.take_record(obj)
+    if line in record.get("lines", {}) and animation.emotion_probs is not None and len(animation.emotion_labels):
+        record["lines"][line]["heard"] = heard_summary(animation.emotion_probs, animation.emotion_labels, animation.fps)
+        obj[writer.TAKE_PROPERTY] = json.dumps(record)
 
 
 def _write(scene: bpy.types.Scene, settings, request: AnimateRequest, result: WorkerResult) -> writer.TakeInfo:

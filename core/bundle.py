@@ -12,9 +12,11 @@ import numpy as np
 import torch
 
 from .config import ModelConfig
+from .emotion_direction import PROTOTYPES, EmotionError, EmotionPrototypes
 from .encoders import ContextEncoder, EmotionEncoder, resolve_source
 from .errors import BundleError, MeshError
 from .mesh_io import Mesh, read_mesh, write_mesh
+from .phone_features import FILE as PHONE_PROTOTYPES
 from .model import TalkingHeadModel
 from .style import BundleIdentity
 
@@ -35,6 +37,8 @@ class ModelBundle:
     config: ModelConfig
     model: TalkingHeadModel
     template: Mesh
+    # Per-class emotion features (core/emotion_direction.py), when the folder has them.
+    emotion_prototypes: EmotionPrototypes | None = None
 
     @property
     def pivot(self) -> np.ndarray:
@@ -69,7 +73,13 @@ class ModelBundle:
         model = TalkingHeadModel.uninitialised(config)
         model.load_state_dict(_read_weights(path / WEIGHTS, model.state_dict()), strict=True)
         model.to(device).eval()
-        return cls(path=path, config=config, model=model, template=template)
+        prototypes = None
+        if (path / PROTOTYPES).is_file():
+            try:
+                prototypes = EmotionPrototypes.load(path / PROTOTYPES, config.emotion_dim)
+            except EmotionError as exc:
+                raise BundleError(str(exc)) from None
+        return cls(path=path, config=config, model=model, template=template, emotion_prototypes=prototypes)
 
     def save(self, path: str | Path, half: bool = False) -> None:
         """Write config, weights and template; encoders are saved separately (`save_encoders`).
@@ -173,5 +183,8 @@ def pack_bundle(source: str | Path, out: str | Path, half: bool = True) -> Model
             if (location / extra).is_file():
                 shutil.copy2(location / extra, target / extra)
         setattr(bundle.config, f"{which}_encoder", f"encoders/{which}")
+    for extra in (PROTOTYPES, PHONE_PROTOTYPES):  # emotion and phone prototypes belong to the encoders packed here
+        if (Path(source) / extra).is_file():
+            shutil.copy2(Path(source) / extra, out / extra)
     bundle.config.save(out / CONFIG)
     return ModelBundle.load(out)

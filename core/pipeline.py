@@ -12,12 +12,16 @@ import numpy as np
 import torch
 
 from .animation import Animation, add_head_motion
+from .alignment import TranscriptError, align
 from .arkit import ARKIT_NAMES, ArkitSolver, TemplateLandmarksError, template_arkit_shapes
 from .audio import frame_count, load_audio
 from .bundle import ModelBundle
 from .device import resolve_device, resolve_precision
+from .emotion_direction import EmotionDirection, direct
 from .eyes import SKIPPED, EyeMotion, add_eyes, eye_motion
 from .model import head_noise, interpolate_frames
+from .pauses import to_rest
+from .phone_features import PhonePrototypes, load_for_bundle
 from .style import Style, TuningError
 from .tasks import AnimateTask
 
@@ -40,6 +44,8 @@ class Animator:
         self._arkit: ArkitSolver | None | bool = False  # built on first use; None: no landmarks
         self.arkit_problem = ""  # why there are no ARKit channels, when there are none
         self.eyes_problem = ""  # why takes get no blinks and gaze, once one was asked for in vain
+        self.phones: PhonePrototypes | None = load_for_bundle(bundle.path, self.context.dim)
+        self.pauses_problem = ""  # why pauses were not brought to rest, once that was asked for in vain
 
     def arkit_solver(self) -> ArkitSolver | None:
         """The solver for the bundle's template's ARKit channels, or None when the template has no
@@ -52,19 +58,44 @@ class Animator:
                 self._arkit, self.arkit_problem = None, str(exc)
         return self._arkit
 
-    def features(self, samples: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """16 kHz samples -> context (1, kN, Dc), emotion (1, kN, De), emotion probs (N, C)."""
+    def features(self, samples: np.ndarray, phones: list | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """16 kHz samples -> context (1, kN, Dc), emotion (1, kN, De), emotion probs (N, C).
+
+        The context is the content encoder's hidden states; given `phones` (a forced alignment,
+        [(phone, start_s, end_s)]) and a bundle with phone prototypes (core/phone_features.py), Gn
+        reads the prototype of each aligned phone instead and the encoder is not run."""
         cfg = self.bundle.config
         frames = frame_count(len(samples), cfg.fps)
-        context = self.context.encode(samples).unsqueeze(0)
-        emotion = self.emotion.encode(samples)
         audio_frames = cfg.k * frames
+        if phones is not None:
+            if self.phones is None:
+                raise TranscriptError(f"the bundle {self.bundle.path.name} has no phone prototypes, so it cannot follow a transcript: "
+                                      "build them with `talking-head bundle phones BUNDLE --speech SPEECH_SET`")
+            context = self.phones.features(self.phones.timeline(phones, audio_frames, cfg.k * cfg.fps))
+        else:
+            context = interpolate_frames(self.context.encode(samples).unsqueeze(0), audio_frames)
+        emotion = self.emotion.encode(samples)
         probs = torch.softmax(interpolate_frames(emotion.logits.unsqueeze(0), frames)[0], dim=-1)
-        return (
-            interpolate_frames(context, audio_frames),
-            interpolate_frames(emotion.hidden.unsqueeze(0), audio_frames),
-            probs,
-        )
+        return context, interpolate_frames(emotion.hidden.unsqueeze(0), audio_frames), probs
+
+    def speech_weights(self, samples: np.ndarray, n_frames: int, phones: list | None = None) -> np.ndarray | None:
+        """(N,) 1 while speaking, 0 in pauses (core/pauses.py): from the alignment when there is
+        one, else silero-vad. None, and `pauses_problem` says why, when the face has no landmarks
+        (no ARKit channels to close the mouth with) or silero-vad is missing."""
+        from . import pauses
+
+        if self.arkit_solver() is None:
+            self.pauses_problem = "pauses were not brought to rest: " + self.arkit_problem
+            return None
+        if phones is not None:
+            segments = pauses.speech_from_phones(phones)
+        elif pauses.available():
+            segments = pauses.speech_segments(samples)
+        else:
+            self.pauses_problem = "pauses were not brought to rest: silero-vad is not installed (`pip install silero-vad`)"
+            return None
+        paused = pauses.pauses_to_close(segments, len(samples) / pauses.SAMPLE_RATE)
+        return pauses.speech_weights(paused, n_frames, self.bundle.config.fps)
 
     def animate(
         self,
@@ -75,16 +106,27 @@ class Animator:
         person: np.ndarray | None = None,
         progress: Progress | None = None,
         blinks: bool = False,
+        transcript: str = "",
+        rest_in_pauses: bool = False,
+        direction: EmotionDirection | None = None,
     ) -> Animation:
         """Animate one clip. `subject` picks Gn's speaking style and, unless `person` (a style's
         p*, shape (d,)) is given, Ge's person embedding. Same seed, same head motion. `blinks`:
-        add core/eyes.py's blinks and gaze (seeded by `seed` too; `animate_task` asks for them)."""
+        add core/eyes.py's blinks and gaze (seeded by `seed` too; `animate_task` asks for them).
+        `transcript`: the words spoken; Gn reads the phone prototypes of their forced alignment
+        (see `features`). `rest_in_pauses`: the ARKit channels that open the mouth are faded out
+        where no speech is heard (core/pauses.py; the alignment's silences with a transcript, else
+        silero-vad); `neutral` stays Gn's own. `direction`: the emotion
+        Ge and Gh read instead of (or mixed with) the voice's (core/emotion_direction.py; needs the
+        bundle's emotion prototypes); the take's `emotion_probs` stay what the voice is heard as."""
         bundle, cfg, model = self.bundle, self.bundle.config, self.bundle.model
         samples = load_audio(audio) if not isinstance(audio, np.ndarray) else audio
         subject_index = cfg.subject_index(subject) if subject else 0
         if progress:
             progress("encoding", 0, 1)
-        context, emotion, probs = self.features(samples)
+        phones = align(samples, transcript) if transcript else None
+        context, emotion, probs = self.features(samples, phones)
+        emotion = direct(emotion, direction, bundle.emotion_prototypes, cfg.fps, cfg.k, bundle.path.name)
         if progress:
             progress("encoding", 1, 1)
         noise = head_noise(seed, emotion.shape[1], cfg.d_model)
@@ -111,6 +153,10 @@ class Animator:
         else:
             emotional = motion.emotional[0].float().cpu().numpy().reshape(shape)
             emotional += template
+        if rest_in_pauses:
+            weight = self.speech_weights(samples, len(emotional), phones)
+            if weight is not None:
+                to_rest(emotional, template, weight, self.arkit_solver())
         # Blinks and gaze go on Ge's faces, before head motion and the ARKit solve: every output has them.
         eyes = self.eye_motion(samples, len(emotional), seed) if blinks else None
         if eyes is not None:
@@ -169,7 +215,8 @@ def animate_task(
         animator.bundle, task.style.to_json(), task.blend_with.to_json() if task.blend_with is not None else None, task.blend_weight
     )
     animation = animator.animate(samples, subject=subject, seed=task.seed, with_head=task.with_head, person=person, progress=progress,
-                                 blinks=task.blinks)
+                                 blinks=task.blinks, direction=task.emotion, transcript=task.transcript,
+                                 rest_in_pauses=task.rest_in_pauses)
     return animation, animator
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .emotion_direction import EmotionDirection, direction_from_json
 from .errors import TalkingHeadError
 
 
@@ -36,7 +37,9 @@ class StyleChoice:
 class AnimateTask:
     """Animate one sound file with a bundle. `blend_with` mixes a second style in:
     p = w p(style) + (1 - w) p(blend_with), w = `blend_weight`. `blinks`: add core/eyes.py's
-    blinks and gaze (seeded by `seed`)."""
+    blinks and gaze (seeded by `seed`). `emotion`: the directed emotion (core/emotion_direction.py),
+    on the wire its JSON track (times in seconds). `transcript`, `rest_in_pauses`: what Gn reads and
+    the mouth in pauses (core/pipeline.py `Animator.animate`)."""
 
     audio: str
     bundle: str
@@ -49,6 +52,9 @@ class AnimateTask:
     device: str = "auto"
     precision: str = "auto"
     blinks: bool = True
+    emotion: EmotionDirection | None = None
+    transcript: str = ""  # the words spoken, for forced alignment (core/alignment.py); "" for none
+    rest_in_pauses: bool = True  # fade the mouth-opening channels out where no speech is heard (core/pauses.py)
 
     kind = "animate"
 
@@ -56,6 +62,7 @@ class AnimateTask:
         data = asdict(self)
         data["style"] = self.style.to_json()
         data["blend_with"] = self.blend_with.to_json() if self.blend_with is not None else None
+        data["emotion"] = self.emotion.to_json() if self.emotion is not None else None
         return {"task": self.kind, **data}
 
     @classmethod
@@ -73,6 +80,9 @@ class AnimateTask:
             device=str(data.get("device", "auto")),
             precision=str(data.get("precision", "auto")),
             blinks=bool(data.get("blinks", True)),
+            emotion=direction_from_json(data.get("emotion")),
+            transcript=str(data.get("transcript") or ""),
+            rest_in_pauses=bool(data.get("rest_in_pauses", True)),
         )
 
 

@@ -129,7 +129,8 @@ def run_task(task: Task, cache: AnimatorCache | None = None) -> dict:
         "template": str(out / TEMPLATE_FILE),
         "frames": animation.n_frames,
         "trained": bool(bundle.config.trained),
-        "note": animator.eyes_problem if task.blinks and animation.blink_weights is None else "",
+        "note": "; ".join(n for n in (animator.eyes_problem if task.blinks and animation.blink_weights is None else "",
+                                      animator.pauses_problem if task.rest_in_pauses else "") if n),
         **(cache.report() if cache is not None else {"loaded": True, "loads": 1}),
     }
 

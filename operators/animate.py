@@ -263,6 +263,28 @@ class TALKINGHEAD_OT_add_template_head(bpy.types.Operator):
         return {"FINISHED"}
 
 
+class TALKINGHEAD_OT_emotion_sliders(bpy.types.Operator):
+    """Give the Face one emotion slider per emotion of the model (and From Voice): key them to direct the emotion over the take"""
+
+    bl_idname = "talking_head.emotion_sliders"
+    bl_label = "Add Emotion Sliders"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context):
+        from ..blender import emotion
+
+        settings = _settings(context)
+        try:
+            target = settings.target
+            if target is None or target.type != "MESH":
+                raise writer.MeshMismatchError("choose the Face (a mesh object) first")
+            emotion.sync_sliders(target.data, session.chosen_bundle(settings).config.emotion_labels)
+        except Exception as exc:
+            self.report({"ERROR"}, session.report_message(exc))
+            return {"CANCELLED"}
+        return {"FINISHED"}
+
+
 def _discard(request) -> None:
     """Remove the folder a request wrote for its worker (a packed sound, tuning clips)."""
     work_dir = getattr(request, "work_dir", None)
@@ -284,4 +306,5 @@ CLASSES = (
     TALKINGHEAD_OT_new_variation,
     TALKINGHEAD_OT_load_audio,
     TALKINGHEAD_OT_add_template_head,
+    TALKINGHEAD_OT_emotion_sliders,
 )

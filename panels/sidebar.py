@@ -83,6 +83,8 @@ class TALKINGHEAD_PT_main(bpy.types.Panel):
         if settings.head_armature is not None:
             sub.prop_search(settings, "head_bone", settings.head_armature.data, "bones", text="")
         col.prop(settings, "blinks")
+        col.prop(settings, "rest_in_pauses")
+        col.prop(settings, "transcript", icon="TEXT")
         row = col.row(align=True)
         row.prop(settings, "seed")
         row.operator("talking_head.new_variation", text="", icon="FILE_REFRESH")
@@ -108,6 +110,10 @@ class TALKINGHEAD_PT_main(bpy.types.Panel):
             if settings.strip in lines:
                 row.operator("talking_head.remove_take", text="Remove Line", icon="X").all = False
             row.operator("talking_head.remove_take", text="Remove All", icon="TRASH").all = True
+            heard = lines.get(settings.strip, {}).get("heard")
+            if heard:
+                for index, line in enumerate(_wrap(f"Voice heard as: {heard}")):
+                    col.label(text=line, icon="OUTLINER_OB_SPEAKER" if index == 0 else "BLANK1")
 
 
 class TALKINGHEAD_UL_channels(bpy.types.UIList):
@@ -224,6 +230,47 @@ class TALKINGHEAD_PT_export(bpy.types.Panel):
         col.operator("talking_head.export", text="Alembic...", icon="EXPORT").format = "ABC"
 
 
+class TALKINGHEAD_PT_emotion(bpy.types.Panel):
+    """The Face's emotion sliders (blender/emotion.py): animatable, sampled at each frame by Animate."""
+
+    bl_label = "Emotion"
+    bl_idname = "TALKINGHEAD_PT_emotion"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "Talking Head"
+    bl_parent_id = "TALKINGHEAD_PT_main"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context) -> None:
+        from ..blender import emotion
+        from ..core.emotion_direction import PROTOTYPES
+
+        layout = self.layout
+        settings = context.scene.talking_head
+        target = settings.target
+        if target is None or target.type != "MESH":
+            layout.label(text="Choose the Face first", icon="INFO")
+            return
+        try:
+            info = session.chosen_bundle(settings)
+        except Exception as exc:
+            layout.label(text=session.report_message(exc, console=False), icon="ERROR")
+            return
+        if not (info.path / PROTOTYPES).is_file():
+            for index, line in enumerate(_wrap("This model has no emotion prototypes: run `talking-head bundle emotions BUNDLE --speech SET`.")):
+                layout.label(text=line, icon="INFO" if index == 0 else "BLANK1")
+            return
+        props = target.data.talking_head
+        labels = info.config.emotion_labels
+        if not emotion.sliders_match(target.data, labels):
+            layout.operator("talking_head.emotion_sliders", icon="ADD")
+        col = layout.column(align=True)
+        col.prop(props, "emotion_voice", slider=True)
+        for slider in props.emotions:
+            if slider.label in labels:
+                col.prop(slider, "weight", text=slider.label.title(), slider=True)
+
+
 def _wrap(text: str, width: int = 42) -> list[str]:
     lines, line = [], ""
     for word in text.split():
@@ -235,4 +282,5 @@ def _wrap(text: str, width: int = 42) -> list[str]:
     return lines + ([line] if line else [])
 
 
-CLASSES = (TALKINGHEAD_PT_main, TALKINGHEAD_UL_channels, TALKINGHEAD_PT_character, TALKINGHEAD_UL_tuning_clips, TALKINGHEAD_PT_tuning, TALKINGHEAD_PT_export)
+CLASSES = (TALKINGHEAD_PT_main, TALKINGHEAD_UL_channels, TALKINGHEAD_PT_character, TALKINGHEAD_UL_tuning_clips, TALKINGHEAD_PT_tuning, TALKINGHEAD_PT_emotion,
+           TALKINGHEAD_PT_export)

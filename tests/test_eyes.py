@@ -226,4 +226,5 @@ def test_the_worker_says_when_blinks_were_skipped(tiny_bundle_dir, clip_3s, tmp_
 
     task = AnimateTask(audio=str(clip_3s), bundle=str(tiny_bundle_dir), device="cpu", seed=2, out=str(tmp_path / "out"))
     assert "blinks and gaze need face landmarks" in run_worker(sys.executable, task, timeout=300).note
-    assert run_worker(sys.executable, dataclasses.replace(task, blinks=False), timeout=300).note == ""
+    assert "pauses were not brought to rest" in run_worker(sys.executable, dataclasses.replace(task, blinks=False), timeout=300).note
+    assert run_worker(sys.executable, dataclasses.replace(task, blinks=False, rest_in_pauses=False), timeout=300).note == ""

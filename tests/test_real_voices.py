@@ -4,6 +4,7 @@ activity and pauses, and per-class lip opening, on small synthetic arrays (no mo
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ BENCH = Path(__file__).resolve().parents[1] / "bench" / "real_voices.py"
 def bench():
     spec = importlib.util.spec_from_file_location("real_voices", BENCH)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
     spec.loader.exec_module(module)
     return module
 

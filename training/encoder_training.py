@@ -88,6 +88,7 @@ class Utterance:
     seconds: float
     wav: Path
     phones: list  # [phone, start_s, end_s]
+    intensity: float = 1.0  # how strongly the emotion was acted (labels.jsonl; 1 for neutral)
 
 
 def read_speech_set(folder: Path) -> list[Utterance]:
@@ -100,7 +101,8 @@ def read_speech_set(folder: Path) -> list[Utterance]:
         r = json.loads(line)
         phones = json.loads((folder / "phones" / f"{r['id']}.json").read_text())["phones"]
         speaker = r.get("speaker") or r["voice"]["name"]
-        out.append(Utterance(r["id"], speaker, r["emotion"], float(r["seconds"]), folder / "wav" / f"{r['id']}.wav", phones))
+        out.append(Utterance(r["id"], speaker, r["emotion"], float(r["seconds"]), folder / "wav" / f"{r['id']}.wav", phones,
+                             float(r.get("intensity", 1.0))))
     return out
 
 

@@ -1,0 +1,89 @@
+"""Transcript -> phone timings, by pocketsphinx forced alignment (its wheel carries a US-English
+acoustic model trained on real speech and the CMU dictionary: nothing is downloaded).
+
+Why: the content encoder hears real voices poorly; when the words are known, the aligner places
+each phone to 10 ms and Gn can read the phone prototypes (core/phone_features.py) instead, the
+way Rhubarb Lip Sync's dialog option uses a script. English only: the dictionary is.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from .errors import TalkingHeadError
+
+SAMPLE_RATE = 16000
+FRAME_S = 0.01  # pocketsphinx's frame
+MAX_CHARS = 20000
+_WORD = re.compile(r"[a-z0-9']+")
+
+
+class TranscriptError(TalkingHeadError):
+    """A transcript that cannot be used: empty, unreadable, words the dictionary lacks, or one the
+    recording does not fit."""
+
+
+def read_transcript(value: str) -> str:
+    """`--transcript` takes the text itself or a .txt file's path; -> the text."""
+    text = value
+    if value.strip().lower().endswith(".txt") or ("\n" not in value and Path(value).is_file()):
+        path = Path(value.strip())
+        if not path.is_file():
+            raise TranscriptError(f"transcript file not found: {path}")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise TranscriptError(f"cannot read the transcript {path}: {exc.__class__.__name__}") from None
+    if len(text) > MAX_CHARS:
+        raise TranscriptError(f"the transcript is {len(text)} characters long; at most {MAX_CHARS} are aligned in one take")
+    if not words_of(text):
+        raise TranscriptError("the transcript is empty (no words): leave it out to animate from the sound alone")
+    return text
+
+
+def words_of(text: str) -> list[str]:
+    """Lower-case words as the dictionary spells them: punctuation dropped, apostrophes kept."""
+    return _WORD.findall(text.lower().replace("\u2019", "'"))
+
+
+def _decoder(**options):
+    try:
+        from pocketsphinx import Decoder
+    except ImportError:
+        raise TranscriptError("a transcript needs pocketsphinx: `pip install pocketsphinx` (in Blender: the add-on's "
+                              "Install dependencies button)") from None
+    return Decoder(samprate=SAMPLE_RATE, loglevel="FATAL", **options)
+
+
+def align(samples: np.ndarray, text: str) -> list[tuple[str, float, float]]:
+    """16 kHz samples and their words -> [(ARPAbet phone, start_s, end_s)], silences as `SIL`.
+    Refuses words the dictionary lacks (named) and recordings the words do not fit."""
+    words = words_of(text)
+    if not words:
+        raise TranscriptError("the transcript is empty (no words): leave it out to animate from the sound alone")
+    decoder = _decoder(bestpath=False)
+    missing = sorted({w for w in words if decoder.lookup_word(w) is None})
+    if missing:
+        shown = ", ".join(missing[:8]) + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
+        raise TranscriptError(f"the transcript has words the English dictionary lacks: {shown} (write numbers and names as "
+                              "they sound, e.g. 'twenty one', or leave the transcript out)")
+    pcm = (np.clip(samples, -1.0, 1.0) * 32767).astype("<i2").tobytes()
+    try:
+        decoder.set_align_text(" ".join(words))
+        for second_pass in (False, True):
+            if second_pass:
+                decoder.set_alignment()
+            decoder.start_utt()
+            decoder.process_raw(pcm, full_utt=True)
+            decoder.end_utt()
+        alignment = decoder.get_alignment()
+    except RuntimeError as exc:
+        raise TranscriptError(f"the transcript could not be aligned to the sound ({exc})") from None
+    phones = [] if alignment is None else [(p.name, p.start * FRAME_S, (p.start + p.duration) * FRAME_S) for p in alignment.phones()]
+    spoken = [p for p in phones if p[0].upper() != "SIL"]
+    if not spoken:
+        raise TranscriptError("the transcript could not be aligned to the sound: is it the text of this recording?")
+    return phones

@@ -1,0 +1,320 @@
+"""Directing the emotion: what Ge and Gh read, instead of (or on top of) what the voice is heard as.
+
+A bundle may carry **emotion prototypes** (`emotion_prototypes.safetensors`, written by
+`talking-head bundle emotions`): per emotion class, the mean of the emotion encoder's hidden
+states (De,) over the frames of a labelled speech set's clips of that class. An
+`EmotionDirection` is a keyed track over the take: keys (time in seconds, {label: weight},
+from-voice weight), **linear between keys and held before the first and after the last** (what
+keyed sliders do). Per audio step j of face frame i (METHOD.md sections 4-6), with weights taken
+at the frame's time i / fps:
+
+    e'_j = v(t_i) * e_j + sum_c w_c(t_i) * proto_c
+
+e_j being the encoder's hidden state (what the voice is heard as). Why this form: Ge (and Gh,
+which reads the same e) only ever saw hidden states of real speech, and the prototypes are
+averages of exactly those, so with v + sum w = 1 the input is a convex mix of points the
+generators were trained on: `happy:1` feeds Ge the average happy clip's features, `happy:0.5`
+half the voice and half that. The weights are not renormalised: v = 1 with w = 0 is the voice
+exactly (the same floats, tested), and a sum above 1 (voice 1 + happy 1) over-drives the input
+beyond what the generators saw.
+
+The "offset" form (`apply(form="offset")`, not the default) moves only the features' level:
+
+    e'_j = e_j + s(t_i) * (sum_c w_c proto_c / sum_c w_c - ebar),   s = W / (v + W), W = sum_c w_c
+
+ebar being the take's mean of e over time (or, with `window`, a centred running mean). With
+v + W = 1, s = 1 - v; v = 1 (or W = 0) keeps the voice exactly. It keeps the voice's frame-to-
+frame variation, which carries part of the lip motion in a single-stage Ge, but on the demo bundle
+it still closed the mouth by 15% (lip opening 0.033 against the voice's 0.039; the mix form 0.027)
+without telling angry from happy any better, so "mix" stays the default (README, Direct the
+emotion). `emotion_probs` of the `Animation` stay what the voice was heard as. Plain Python
+and numpy (torch only inside `apply`), so Blender's side can build tracks.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import TalkingHeadError
+
+PROTOTYPES = "emotion_prototypes.safetensors"
+VOICE = "voice"  # the from-voice weight's name in --emotion and track files
+FORMS = ("offset", "mix")
+FORM = "mix"  # how a direction changes the features (the module's docstring): "mix" or "offset"
+WINDOW = 0.0  # seconds of the offset form's running mean; 0: the take's mean
+BUILD_HINT = "build them with `talking-head bundle emotions BUNDLE --speech SPEECH_SET`"
+
+
+class EmotionError(TalkingHeadError):
+    """A directed emotion the bundle cannot follow: unknown label, bad weight, bad track file,
+    or a bundle without emotion prototypes."""
+
+
+@dataclass
+class EmotionPrototypes:
+    """Per class the mean emotion-encoder hidden state: `vectors` (C, De), in `labels`' order.
+    `clips`: how many clips made each; `weighting`: "mean" or "intensity" (frames weighted by
+    their clip's labelled intensity); `measure`: what `bundle emotions` measured to choose."""
+
+    labels: list[str]
+    vectors: np.ndarray
+    clips: list[int] = field(default_factory=list)
+    weighting: str = "mean"
+    measure: dict[str, Any] = field(default_factory=dict)
+
+    def save(self, path: str | Path) -> None:
+        from safetensors.numpy import save
+
+        meta = {"labels": self.labels, "clips": self.clips, "weighting": self.weighting, "measure": self.measure}
+        Path(path).write_bytes(save({"prototypes": np.ascontiguousarray(self.vectors, np.float32)},
+                                    metadata={key: json.dumps(value) for key, value in meta.items()}))
+
+    @classmethod
+    def load(cls, path: str | Path, dim: int | None = None) -> "EmotionPrototypes":
+        """Read a prototypes file; a one-line EmotionError when it is broken or of another width."""
+        from safetensors import SafetensorError, safe_open
+
+        path = Path(path)
+        try:
+            with safe_open(str(path), framework="numpy") as f:
+                meta = f.metadata() or {}
+                vectors = f.get_tensor("prototypes").astype(np.float32)
+            labels = [str(x) for x in json.loads(meta["labels"])]
+            clips = [int(x) for x in json.loads(meta.get("clips", "[]"))]
+            weighting = str(json.loads(meta.get("weighting", '"mean"')))
+            measure = json.loads(meta.get("measure", "{}"))
+        except (SafetensorError, OSError, KeyError, ValueError, TypeError) as exc:
+            raise EmotionError(f"{path.name} in {path.parent} is broken ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); {BUILD_HINT}") from None
+        if vectors.ndim != 2 or len(vectors) != len(labels) or (dim is not None and vectors.shape[1] != dim):
+            raise EmotionError(f"{path.name} in {path.parent} holds {vectors.shape} prototypes for {len(labels)} labels, "
+                               f"the emotion encoder gives {dim}-d features; {BUILD_HINT}")
+        if not np.isfinite(vectors).all():
+            raise EmotionError(f"{path.name} in {path.parent} has non-finite values; {BUILD_HINT}")
+        return cls(labels, vectors, clips, weighting, measure)
+
+
+@dataclass
+class EmotionKey:
+    """One key of the track: at `time` (seconds from the sound's start), weight per label (labels
+    not named are 0) and the weight of what the voice is heard as."""
+
+    time: float
+    weights: dict[str, float] = field(default_factory=dict)
+    from_voice: float = 1.0
+
+
+@dataclass
+class EmotionDirection:
+    """A keyed emotion track over a take (linear between keys, held outside them)."""
+
+    keys: list[EmotionKey]
+
+    def __post_init__(self) -> None:
+        if not self.keys:
+            raise EmotionError("an emotion track needs at least one key")
+        for key in self.keys:
+            if not math.isfinite(key.time):
+                raise EmotionError(f"an emotion key's time must be a number of seconds, not {key.time}")
+            for name, value in [*key.weights.items(), (VOICE, key.from_voice)]:
+                _check_weight(name, value)
+        self.keys = sorted(self.keys, key=lambda k: k.time)
+
+    @property
+    def labels(self) -> list[str]:
+        """Every label a key names."""
+        return sorted({name for key in self.keys for name in key.weights})
+
+    def is_voice_only(self) -> bool:
+        return all(key.from_voice == 1.0 and not any(key.weights.values()) for key in self.keys)
+
+    def check(self, known: list[str]) -> None:
+        unknown = [name for name in self.labels if name not in known]
+        if unknown:
+            raise EmotionError(f"unknown emotion {unknown[0]!r}: this bundle knows {', '.join(known)} (and {VOICE})")
+
+    def sample(self, times: np.ndarray, labels: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Weights at `times` (T,) seconds -> (weights (T, C) in `labels`' order, from_voice (T,))."""
+        self.check(labels)
+        key_times = np.array([key.time for key in self.keys], np.float64)
+        table = np.array([[key.weights.get(name, 0.0) for name in labels] + [key.from_voice] for key in self.keys], np.float64)
+        # np.interp: linear between keys, the first / last value held outside them.
+        columns = [np.interp(times, key_times, table[:, c]) for c in range(table.shape[1])]
+        values = np.stack(columns, axis=1) if columns else np.zeros((len(times), 0))
+        return values[:, :-1], values[:, -1]
+
+    def apply(self, emotion, prototypes: EmotionPrototypes, fps: float, k: int, form: str | None = None, window: float | None = None):
+        """Emotion features (1, kN, De) torch tensor -> the directed features (same shape).
+        Audio step j belongs to face frame i = j // k (the alignment of METHOD.md section 2), and
+        takes the weights at that frame's time i / fps. `form`: "offset" or "mix" (default FORM,
+        see the module's docstring); `window`: for "offset", the level is the running mean over
+        that many seconds instead of the take's mean (default WINDOW)."""
+        import torch
+
+        form = FORM if form is None else form
+        window = WINDOW if window is None else window
+        if form not in FORMS:
+            raise EmotionError(f"unknown emotion form {form!r}; use {' or '.join(FORMS)}")
+        steps = emotion.shape[1]
+        times = (np.arange(steps) // k) / float(fps)
+        weights, voice = self.sample(times, prototypes.labels)
+        weights_t = torch.as_tensor(weights, dtype=emotion.dtype, device=emotion.device)
+        voice_t = torch.as_tensor(voice, dtype=emotion.dtype, device=emotion.device)
+        protos = torch.as_tensor(prototypes.vectors, dtype=emotion.dtype, device=emotion.device)
+        if form == "mix":
+            # e'_j = v(t_i) e_j + sum_c w_c(t_i) proto_c
+            return voice_t[None, :, None] * emotion + (weights_t @ protos)[None]
+        # e'_j = e_j + s(t_i) (target(t_i) - ebar_j), s = W / (v + W), W = sum_c w_c, target the
+        # weight-normalised prototype mix: the level moves, the voice's variation stays.
+        total = weights.sum(axis=1)
+        both = voice + total
+        strength = np.divide(total, both, out=np.zeros_like(total), where=both > 0)
+        target = (weights_t / torch.as_tensor(np.maximum(total, 1e-12), dtype=emotion.dtype, device=emotion.device)[:, None]) @ protos
+        level = running_mean(emotion, window * fps * k if window else 0)
+        strength_t = torch.as_tensor(strength, dtype=emotion.dtype, device=emotion.device)
+        return emotion + strength_t[None, :, None] * (target[None] - level)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"keys": [{"time": key.time, **key.weights, VOICE: key.from_voice} for key in self.keys]}
+
+    @classmethod
+    def from_json(cls, data: Any, fps: float | None = None, source: str = "the emotion track") -> "EmotionDirection":
+        """{"keys": [{"time": S | "frame": F, LABEL: W, ..., "voice": V}, ...]}. A key without
+        "voice" gets 1 - (sum of its weights), floored at 0. Frames need `fps` (the bundle's)."""
+        if not isinstance(data, dict) or not isinstance(data.get("keys"), list) or not data["keys"]:
+            raise EmotionError(f'{source} must be a JSON object {{"keys": [{{"time": 0.0, "happy": 0.8}}, ...]}} with at least one key')
+        keys = []
+        for index, entry in enumerate(data["keys"]):
+            where = f"{source}, key {index + 1}"
+            if not isinstance(entry, dict):
+                raise EmotionError(f"{where}: a key is a JSON object such as {{\"time\": 1.5, \"angry\": 1.0}}")
+            entry = dict(entry)
+            if ("time" in entry) == ("frame" in entry):
+                raise EmotionError(f'{where}: give either "time" (seconds) or "frame" (at the bundle\'s frame rate)')
+            if "frame" in entry:
+                if fps is None:
+                    raise EmotionError(f"{where}: a frame needs the bundle's frame rate")
+                time = _number(entry.pop("frame"), f"{where}: frame") / fps
+            else:
+                time = _number(entry.pop("time"), f"{where}: time")
+            voice = entry.pop(VOICE, None)
+            weights = {str(name): _number(value, f"{where}: {name}") for name, value in entry.items()}
+            keys.append(_key(time, weights, voice, where))
+        return cls(keys)
+
+
+def running_mean(features, steps: float):
+    """(1, T, D) -> the mean over time (1, 1, D) when `steps` < 2, else the centred running mean
+    over `steps` steps (1, T, D), the window shrinking at the ends."""
+    import torch.nn.functional as F
+
+    size = int(round(steps))
+    if size < 2 or size >= features.shape[1]:
+        return features.mean(dim=1, keepdim=True)
+    size += 1 - size % 2  # odd: centred
+    x = features.transpose(1, 2)
+    return F.avg_pool1d(x, size, stride=1, padding=size // 2, count_include_pad=False).transpose(1, 2)
+
+
+def parse_emotion(text: str) -> EmotionDirection:
+    """`happy:0.8` or `happy:0.8,voice:0.2` -> a direction for the whole take. Without `voice`
+    the voice gets 1 - (sum of the weights), floored at 0."""
+    weights, voice = {}, None
+    for part in (p.strip() for p in text.split(",")):
+        name, sep, value = part.partition(":")
+        name = name.strip()
+        if not part or not sep or not name:
+            raise EmotionError(f"--emotion takes LABEL:WEIGHT[,LABEL:WEIGHT...] such as happy:0.8 or happy:0.8,voice:0.2, not {text!r}")
+        number = _number(value.strip(), f"--emotion {name}")
+        if name == VOICE:
+            voice = number
+        elif name in weights:
+            raise EmotionError(f"--emotion names {name!r} twice")
+        else:
+            weights[name] = number
+    return EmotionDirection([_key(0.0, weights, voice, "--emotion")])
+
+
+def read_emotion_track(path: str | Path, fps: float) -> EmotionDirection:
+    """A track file (see `EmotionDirection.from_json`); one line for an unreadable or malformed file."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise EmotionError(f"cannot read the emotion track {path}: {exc.strerror if isinstance(exc, OSError) and exc.strerror else exc}") from None
+    except json.JSONDecodeError as exc:
+        raise EmotionError(f"the emotion track {path} is not valid JSON ({exc.msg}, line {exc.lineno})") from None
+    return EmotionDirection.from_json(data, fps, f"the emotion track {path.name}")
+
+
+def direction_from_json(data: dict[str, Any] | None) -> EmotionDirection | None:
+    """A task's direction (times in seconds, every key with "voice"), or None."""
+    return None if not data else EmotionDirection.from_json(data)
+
+
+def _key(time: float, weights: dict[str, float], voice: float | None, where: str) -> EmotionKey:
+    for name, value in weights.items():
+        _check_weight(name, value, where)
+    if voice is None:
+        voice = max(0.0, 1.0 - sum(weights.values()))
+    _check_weight(VOICE, voice, where)
+    return EmotionKey(float(time), weights, float(voice))
+
+
+def _number(value: Any, what: str) -> float:
+    if isinstance(value, bool):
+        raise EmotionError(f"{what} must be a number, not {value!r}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise EmotionError(f"{what} must be a number, not {value!r}") from None
+    if not math.isfinite(number):
+        raise EmotionError(f"{what} must be a finite number, not {value!r}")
+    return number
+
+
+def _check_weight(name: str, value: float, where: str = "an emotion weight") -> None:
+    if not 0.0 <= value <= 1.0:
+        raise EmotionError(f"{where}: the weight of {name} must be from 0 to 1, not {value:g}")
+
+
+def direct(emotion, direction: EmotionDirection | None, prototypes: EmotionPrototypes | None, fps: float, k: int, bundle: str = "the bundle"):
+    """The emotion features Ge and Gh read: `emotion` (1, kN, De) itself without a direction (or
+    with one that keeps the voice alone), else `direction.apply`. EmotionError for a bundle
+    without prototypes or a label it does not know."""
+    if direction is None or direction.is_voice_only():
+        return emotion
+    check_direction(direction, prototypes, bundle)
+    return direction.apply(emotion, prototypes, fps, k)
+
+
+def check_direction(direction: EmotionDirection | None, prototypes: EmotionPrototypes | None, bundle: str = "the bundle") -> None:
+    """EmotionError when the bundle cannot follow `direction` (no prototypes, an unknown label)."""
+    if direction is None or direction.is_voice_only():
+        return
+    if prototypes is None:
+        raise EmotionError(f"the bundle {bundle} has no emotion prototypes, so it cannot direct the emotion: {BUILD_HINT}")
+    direction.check(prototypes.labels)
+
+
+def heard_per_second(probs: np.ndarray, labels: list[str], fps: float) -> list[str]:
+    """The top label of each whole or part second of emotion probabilities (N, C)."""
+    per = max(1, int(round(fps)))
+    return [labels[int(np.argmax(probs[i : i + per].mean(0)))] for i in range(0, len(probs), per)]
+
+
+def heard_summary(probs: np.ndarray, labels: list[str], fps: float) -> str:
+    """What the voice was heard as, per second, runs merged: "neutral 0-3 s, happy 3-5 s"."""
+    tops = heard_per_second(np.asarray(probs), list(labels), fps)
+    seconds = len(probs) / fps
+    runs, begin = [], 0
+    for i in range(1, len(tops) + 1):
+        if i == len(tops) or tops[i] != tops[begin]:
+            runs.append(f"{tops[begin]} {begin:g}-{min(i, seconds):.3g} s")
+            begin = i
+    return ", ".join(runs)

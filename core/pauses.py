@@ -1,0 +1,112 @@
+"""Pauses: where the voice is silent, and the speaking face brought to rest there.
+
+Where: silero-vad (MIT; its model ships inside the wheel, trained on real speech), or a forced
+alignment's silences when a transcript is given. Why not the content encoder's own silence: on
+real voices it hears breath and room noise as speech, and Gn, given even its own silence states,
+settles with the lips apart (measured: 0.023 template units open, half the speaking average), so
+the mouth stays half open in pauses (README, Real voices).
+
+Rest: in pauses the face's ARKit channels that open the mouth (jaw open, lips apart, funnel) are
+taken out, times 1 - w (w the speech weight of the frame, eased over `RAMP_S` inside each end of a pause
+of at least `MIN_PAUSE_S`); everything else (a smile, a frown, brows) stays. Taking out Gn's whole speech displacement
+instead was tried and measured: Ge's offset opens the mouth on its own (0.025 in pauses, no better).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .arkit import ARKIT_NAMES, ArkitSolver
+
+SAMPLE_RATE = 16000
+RAMP_S = 0.08  # easing into and out of rest, inside each end of a pause
+MIN_PAUSE_S = 0.25  # shorter silences are not brought to rest
+_MODEL = None
+# The ARKit channels that part the lips or drop the jaw: taken out in pauses.
+OPENING = ("jawOpen", "mouthClose", "mouthFunnel", "mouthLowerDownLeft", "mouthLowerDownRight", "mouthUpperUpLeft", "mouthUpperUpRight")
+
+
+def _model():
+    global _MODEL
+    if _MODEL is None:
+        from silero_vad import load_silero_vad
+
+        _MODEL = load_silero_vad()
+    return _MODEL
+
+
+def available() -> bool:
+    """True when silero-vad is installed (it is a dependency; an old environment may lack it)."""
+    try:
+        import silero_vad  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def speech_segments(samples: np.ndarray) -> list[tuple[float, float]]:
+    """16 kHz samples -> [(start_s, end_s)] of speech by silero-vad, short words kept (100 ms)."""
+    from silero_vad import get_speech_timestamps
+
+    with torch.no_grad():
+        stamps = get_speech_timestamps(torch.from_numpy(np.ascontiguousarray(samples, np.float32)), _model(),
+                                       sampling_rate=SAMPLE_RATE, min_speech_duration_ms=100, return_seconds=True)
+    _model().reset_states()
+    return [(float(s["start"]), float(s["end"])) for s in stamps]
+
+
+def speech_from_phones(phones: list) -> list[tuple[float, float]]:
+    """An alignment's [(phone, start_s, end_s)] -> speech segments (its non-silent phones, joined)."""
+    segments: list[list[float]] = []
+    for name, start, end in phones:
+        if str(name).strip().lower() in ("sil", "sp", "pau", "<sil>") or str(name).startswith("+"):
+            continue
+        if segments and float(start) <= segments[-1][1] + 1e-6:
+            segments[-1][1] = float(end)
+        else:
+            segments.append([float(start), float(end)])
+    return [(a, b) for a, b in segments]
+
+
+def pauses_to_close(segments: list[tuple[float, float]], seconds: float, min_pause_s: float = MIN_PAUSE_S) -> list[tuple[float, float]]:
+    """Speech segments -> the stretches to bring to rest: silences of at least `min_pause_s`,
+    the clip's silent start and end included. Shorter gaps stay as the model made them: between
+    close words, and at the edges of a short recording, the mouth need not close (and a voice
+    detector's edges are least sure there: it hears a word-initial f or s late)."""
+    edges = [0.0] + [t for segment in segments for t in segment] + [seconds]
+    gaps = [(edges[i], edges[i + 1]) for i in range(0, len(edges), 2)]
+    return [(a, b) for a, b in gaps if b - a >= min_pause_s]
+
+
+def speech_weights(paused: list[tuple[float, float]], steps: int, steps_per_s: float, ramp_s: float = RAMP_S) -> np.ndarray:
+    """(steps,) in [0, 1]: 0 inside the `paused` stretches, 1 elsewhere, with a linear ramp of
+    `ramp_s` inside each end of a stretch, so the mouth eases to and from rest instead of snapping."""
+    centres = (np.arange(steps) + 0.5) / steps_per_s
+    weight = np.ones(steps, np.float32)
+    for start, end in paused:
+        into = np.clip((centres - start) / ramp_s, 0.0, 1.0) if start > 0 else np.ones(steps)  # a clip's silent start is at rest from its first frame
+        out_of = np.clip((end - centres) / ramp_s, 0.0, 1.0) if end < steps / steps_per_s else np.ones(steps)  # and its silent end to the last
+        weight = np.minimum(weight, 1.0 - np.minimum(into, out_of))
+    return weight
+
+
+def to_rest(emotional: np.ndarray, template: np.ndarray, weight: np.ndarray, solver: ArkitSolver, pad: int = 3) -> int:
+    """In place: in each stretch of frames with weight < 1, the ARKit channels that open the mouth
+    (`OPENING`) are solved for and taken out, times 1 - w. emotional: (N, V, 3) faces without
+    head motion; weight: (N,). -> frames changed."""
+    frames = np.nonzero(weight < 1.0)[0]
+    if len(frames) == 0:
+        return 0
+    breaks = np.nonzero(np.diff(frames) > 1)[0]
+    starts = np.concatenate([[frames[0]], frames[breaks + 1]])
+    ends = np.concatenate([frames[breaks], [frames[-1]]]) + 1
+    opening = [ARKIT_NAMES.index(name) for name in OPENING]
+    for start, end in zip(starts, ends):
+        lo, hi = max(0, start - pad), min(len(emotional), end + pad)  # a little context for the solver's smoothness
+        weights = solver.solve(emotional[lo:hi], rest=template)
+        kept = np.zeros_like(weights)
+        kept[:, opening] = weights[:, opening]
+        fade = (1.0 - weight[lo:hi]).astype(np.float32)[:, None, None]
+        emotional[lo:hi] -= fade * solver.reconstruct(kept)
+    return len(frames)

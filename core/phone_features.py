@@ -1,0 +1,110 @@
+"""Phone prototypes: what Gn reads, made from a phone timeline instead of the content encoder.
+
+Why: the content encoder learned from synthetic voices and, on real speakers, keeps less phone
+identity than plain MFCCs, so the mouth follows loudness. When the phones are known (a forced
+alignment of a transcript, or a voice-activity decision that a stretch is silence) Gn can read
+the encoder's own average state for each phone, measured on the synthetic speech it understands:
+a prototype per phone, the mean of the encoder's hidden states over every step labelled with that
+phone (training/phone_prototypes.py builds them; the bundle keeps them in
+`phone_prototypes.safetensors`). Gn is not retrained: it reads vectors from the space it was
+trained on.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .errors import BundleError
+
+FILE = "phone_prototypes.safetensors"
+PAUSE = "pau"
+# pocketsphinx (ARPAbet, upper case) and festival names that are not phones of their own.
+_SILENCES = frozenset({"sil", "sp", "spn", "h#", "#", "ssil", "pau", "<sil>", "<s>", "</s>"})
+
+
+@dataclass
+class PhonePrototypes:
+    """phones: names (ARPAbet, lower case, `pau` for silence); vectors: (P, Dc) mean encoder states;
+    counts: steps each mean was taken over; encoder: the content encoder they belong to."""
+
+    phones: list[str]
+    vectors: np.ndarray
+    counts: np.ndarray
+    encoder: str = ""
+
+    def __post_init__(self) -> None:
+        if PAUSE not in self.phones:
+            raise BundleError(f"phone prototypes need a `{PAUSE}` entry (silence); they have {', '.join(self.phones)}")
+        self.index = {p: i for i, p in enumerate(self.phones)}
+
+    def lookup(self, name: str) -> int:
+        """A phone name as aligners write it (`AH0`, `SIL`, `+NSN+`, `ax`) -> a row of `vectors`.
+        Silence and noise -> `pau`; a phone the prototypes lack -> the schwa (`ax`/`ah`) if present."""
+        key = name.strip().lower().rstrip("012")
+        if key in _SILENCES or key.startswith("+") or not key:
+            return self.index[PAUSE]
+        if key in self.index:
+            return self.index[key]
+        for fallback in ("ax", "ah"):
+            if fallback in self.index:
+                return self.index[fallback]
+        return self.index[PAUSE]
+
+    def timeline(self, phones: list, steps: int, steps_per_s: float) -> np.ndarray:
+        """Row index per step: the phone under each step's centre; steps no phone covers are `pau`.
+        phones: [name, start_s, end_s] in time order."""
+        out = np.full(steps, self.index[PAUSE], np.int64)
+        centres = (np.arange(steps) + 0.5) / steps_per_s
+        for name, start, end in phones:
+            out[(centres >= float(start)) & (centres < float(end))] = self.lookup(str(name))
+        return out
+
+    def features(self, rows: np.ndarray, smooth: int = 1) -> torch.Tensor:
+        """(steps,) rows -> (1, steps, Dc) prototype features, averaged over +-`smooth` steps: the
+        encoder's states glide from phone to phone, so an abrupt switch is not what Gn learned on."""
+        x = torch.from_numpy(self.vectors[rows]).float()
+        if smooth > 0 and len(x) > 1:
+            kernel = 2 * smooth + 1
+            padded = torch.nn.functional.pad(x.T.unsqueeze(0), (smooth, smooth), mode="replicate")
+            x = torch.nn.functional.avg_pool1d(padded, kernel, stride=1)[0].T
+        return x.unsqueeze(0)
+
+    def save(self, path: str | Path) -> None:
+        from safetensors.torch import save_file
+
+        meta = {"phones": json.dumps(self.phones), "encoder": self.encoder}
+        save_file({"vectors": torch.from_numpy(np.ascontiguousarray(self.vectors, np.float32)),
+                   "counts": torch.from_numpy(np.ascontiguousarray(self.counts, np.int64))}, str(path), metadata=meta)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "PhonePrototypes":
+        from safetensors import SafetensorError, safe_open
+
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                meta = f.metadata() or {}
+                vectors = f.get_tensor("vectors").float().numpy()
+                counts = f.get_tensor("counts").numpy()
+            phones = json.loads(meta["phones"])
+        except (SafetensorError, OSError, KeyError, ValueError) as exc:
+            raise BundleError(f"{path} is not a phone prototype file ({exc})") from None
+        if vectors.ndim != 2 or len(vectors) != len(phones) or len(counts) != len(phones):
+            raise BundleError(f"{path}: {len(phones)} phone names for {vectors.shape} prototype vectors")
+        return cls(list(phones), vectors, counts, meta.get("encoder", ""))
+
+
+def load_for_bundle(folder: Path, context_dim: int) -> PhonePrototypes | None:
+    """The bundle's prototypes, or None when it has none; refused when they do not fit its encoder."""
+    path = folder / FILE
+    if not path.is_file():
+        return None
+    protos = PhonePrototypes.load(path)
+    if protos.vectors.shape[1] != context_dim:
+        raise BundleError(f"{path} holds {protos.vectors.shape[1]}-wide prototypes; the bundle's content encoder gives {context_dim}: "
+                          "rebuild them with `talking-head bundle phones`")
+    return protos
