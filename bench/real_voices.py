@@ -198,11 +198,19 @@ class Reading:
     rest: bool = True
 
 
-def context_of(animator, samples: np.ndarray, text: str, reading: Reading) -> np.ndarray:
-    from talking_head.core.alignment import align
+UNALIGNED: list[str] = []  # clips the aligner could not align to their words (left out of the transcript figures)
+
+
+def context_of(animator, samples: np.ndarray, text: str, reading: Reading, name: str = "") -> np.ndarray | None:
+    """What Gn reads; None (and the clip noted in UNALIGNED) when its words do not align."""
+    from talking_head.core.alignment import TranscriptError, align
 
     with torch.no_grad():
-        phones = align(samples, text) if reading.transcript else None
+        try:
+            phones = align(samples, text) if reading.transcript else None
+        except TranscriptError:
+            UNALIGNED.append(name)
+            return None
         return animator.features(samples, phones)[0][0].float().cpu().numpy()  # (kN, Dc)
 
 
@@ -215,7 +223,9 @@ def probe(animator, train, held_out, real: dict[str, list], inventory, reading: 
         ctx, mf, y_ctx, y_mf = [], [], [], []
         for wav, phones, text in items:
             samples = load_audio(wav)
-            c = context_of(animator, samples, text, reading)
+            c = context_of(animator, samples, text, reading, Path(wav).name)
+            if c is None:
+                continue
             ctx.append(c)
             y_ctx.append(labels_at(phones, (np.arange(len(c)) + 0.5) / steps_per_s, inventory))
             m = mfcc_features(samples)
@@ -281,6 +291,7 @@ def pauses(animator, clips: dict[str, tuple[Path, str]], reading: Reading) -> di
 
 
 def visemes(animator, synthetic, real, inventory, reading: Reading) -> dict:
+    from talking_head.core.alignment import TranscriptError
     from talking_head.core.audio import load_audio
 
     fps = animator.bundle.config.fps
@@ -288,7 +299,11 @@ def visemes(animator, synthetic, real, inventory, reading: Reading) -> dict:
     for name, items in (("synthetic held-out", synthetic), ("real (FSDD)", real)):
         values, phones = [], []
         for wav, ph, text in items:
-            opening = lip_opening(animator, load_audio(wav), text, reading)
+            try:
+                opening = lip_opening(animator, load_audio(wav), text, reading)
+            except TranscriptError:
+                UNALIGNED.append(Path(wav).name)
+                continue
             values.append(opening)
             phones += [inventory[i] for i in labels_at(ph, (np.arange(len(opening)) + 0.5) / fps, inventory)]
         out[name] = mean_by_class(np.concatenate(values), phones, VISEME_CLASSES)
@@ -405,6 +420,10 @@ def main() -> int:
             print(f"  {c:18s} {_f(s['mean'])} ({s['frames']}) | {_f(r['mean'])} ({r['frames']}) | {_f(v['real / synthetic'][c])}")
     for k, val in report["ctc"].items():
         print(f"  {k}: {_f(val)}")
+    unaligned = sorted(set(UNALIGNED))
+    if unaligned:
+        print(f"  left out, their words did not align: {len(unaligned)} clips ({', '.join(unaligned[:5])}{' ...' if len(unaligned) > 5 else ''})")
+    report["unaligned"] = unaligned
     if args.json:
         args.json.write_text(json.dumps(report, indent=1) + "\n")
     return 0

@@ -71,6 +71,24 @@ def test_resume_continues_where_it_stopped(tmp_path, corpus_dir, encoders):
     assert abs(resumed["history"][3]["loss"] - straight["history"][3]["loss"]) < 0.5 * straight["history"][0]["loss"]
 
 
+def test_fine_tuning_gh_alone_keeps_the_faces(tmp_path, corpus_dir, encoders):
+    from talking_head.core.bundle import ModelBundle
+    from talking_head.core.errors import TalkingHeadError
+
+    run_training(corpus_dir, encoders, tmp_path / "start", variant="single-stage", epochs=1)
+    settings = TrainingConfig(epochs=2, lr=1e-3, variant="single-stage", init=str(tmp_path / "start"), train_only=["head."],
+                              model={"lambda_r": 1.0, "lambda_t": 1.0})
+    train(corpus_dir, tmp_path / "tuned", settings, context_encoder=str(encoders[0]), emotion_encoder=str(encoders[1]), progress=False)
+    start, tuned = ModelBundle.load(tmp_path / "start"), ModelBundle.load(tmp_path / "tuned")
+    assert tuned.config.lambda_r == 1.0 and tuned.config.d_model == start.config.d_model == 32
+    before, after = start.model.state_dict(), tuned.model.state_dict()
+    moved = {name for name in before if not np.array_equal(before[name].numpy(), after[name].numpy())}
+    assert moved and all(name.startswith("head.") for name in moved)
+    with pytest.raises(TalkingHeadError, match="names no parameter"):
+        train(corpus_dir, tmp_path / "none", TrainingConfig(epochs=1, variant="single-stage", init=str(tmp_path / "start"), train_only=["nothing."]),
+              context_encoder=str(encoders[0]), emotion_encoder=str(encoders[1]), progress=False)
+
+
 def test_evaluate_writes_report_and_figures(tmp_path, corpus_dir, encoders):
     from talking_head.training.evaluate import evaluate
 

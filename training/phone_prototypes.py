@@ -44,7 +44,7 @@ def build_phone_prototypes(animator, speech: Path, held_out: tuple[str, ...] = H
         raise ValueError(f"{speech}: no silence (`pau`) steps in its phone timings")
     kept = [p for p, s in zip(phones, seen) if s]
     vectors = (sums[seen] / counts[seen, None]).astype(np.float32)
-    return PhonePrototypes(kept, vectors, counts[seen], encoder=animator.bundle.encoder_source("context"))
+    return PhonePrototypes(kept, vectors, counts[seen], encoder=animator.bundle.config.context_encoder)  # as the bundle names it
 
 
 def write_phone_prototypes(bundle: Path, speech: Path, limit: int = 0) -> PhonePrototypes:

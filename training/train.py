@@ -45,6 +45,10 @@ class TrainingConfig:
     variant: str = "full"
     split: str = "paper"
     model: dict = field(default_factory=dict)
+    # Fine-tuning: start from this bundle's weights and settings (`model` still overrides them) ...
+    init: str = ""
+    # ... and train only the parameters whose names start with one of these (e.g. ["head."]: Gh alone).
+    train_only: list = field(default_factory=list)
 
     @classmethod
     def load(cls, path: Path | None, **overrides) -> "TrainingConfig":
@@ -96,6 +100,10 @@ def train(
             **settings.model,
         },
     )
+    if settings.init:  # the starting bundle's shape and switches; `model` overrides (the losses' weights, say) on top
+        start = ModelConfig.load(Path(settings.init) / "config.json")
+        keep = {name: getattr(cfg, name) for name in ("context_encoder", "emotion_encoder")}
+        cfg = ModelConfig.from_dict({**start.to_dict(), **settings.model, **keep})
     cfg.head_trained = cfg.use_head and corpus.has_poses
     cfg.trained = True
     cfg.description = f"trained with `talking-head train` on {Path(data).name} ({settings.variant}, split {settings.split})"
@@ -110,7 +118,9 @@ def train(
 
     torch.manual_seed(settings.seed)
     model = TalkingHeadModel(cfg)
-    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr, betas=settings.betas)
+    if settings.init:
+        _start_from(model, cfg, settings.init)
+    optimizer = torch.optim.Adam(_trainable(model, settings.train_only), lr=settings.lr, betas=settings.betas)
     schedule = torch.optim.lr_scheduler.StepLR(optimizer, step_size=settings.lr_decay_epoch, gamma=settings.lr_decay)
     state = _TrainingState()
     checkpoint = out / "checkpoint"
@@ -151,6 +161,28 @@ def train(
         _plot_curves(state.history, out / "loss_curves.png")
     seconds = [r["seconds"] for r in state.history]
     return {"best_epoch": state.best_epoch, "best_val": state.best_val, "epochs": state.epoch, "history": state.history, "median_epoch_seconds": float(np.median(seconds)) if seconds else None}
+
+
+def _start_from(model: TalkingHeadModel, cfg: ModelConfig, bundle: str | Path) -> None:
+    """Load a trained bundle's generator weights into `model` (same shape, else one clear line)."""
+    start = ModelBundle.load(bundle)
+    if (start.config.n_vertices, start.config.d_model, start.config.subjects) != (cfg.n_vertices, cfg.d_model, cfg.subjects):
+        raise TalkingHeadError(f"--init bundle {bundle} does not match this corpus and settings (vertices, width or subjects differ)")
+    model.load_state_dict(start.model.state_dict(), strict=True)
+
+
+def _trainable(model: TalkingHeadModel, prefixes: list[str]) -> list[torch.nn.Parameter]:
+    """All parameters, or with `prefixes` only those whose names start with one (the rest frozen)."""
+    if not prefixes:
+        return list(model.parameters())
+    chosen = []
+    for name, parameter in model.named_parameters():
+        parameter.requires_grad_(any(name.startswith(prefix) for prefix in prefixes))
+        if parameter.requires_grad:
+            chosen.append(parameter)
+    if not chosen:
+        raise TalkingHeadError(f"train_only {prefixes} names no parameter of this model (its parts: {sorted({n.split('.')[0] for n, _ in model.named_parameters()})})")
+    return chosen
 
 
 def fit_window(cfg: ModelConfig, lengths: list[int]) -> None:
