@@ -61,6 +61,13 @@ def std_between_seeds(angles: np.ndarray) -> np.ndarray:
     return np.asarray(angles, np.float64).std(axis=0).mean(axis=0)
 
 
+def jitter(angles: np.ndarray) -> np.ndarray:
+    """(S, N, 3) -> (3,) per axis the std of the frame-to-frame steps over the std over time,
+    averaged over takes: near 0 for smooth motion, about 1.4 for white noise."""
+    a = np.asarray(angles, np.float64)
+    return (np.diff(a, axis=1).std(axis=1) / np.maximum(a.std(axis=1), 1e-9)).mean(axis=0)
+
+
 def spread(items: list, count: int) -> list:
     """At most `count` of `items`, evenly spread over them (first and last kept)."""
     if len(items) <= count:
@@ -88,7 +95,7 @@ def model_rotations(animator, samples: np.ndarray, seeds: list[int], subject: st
     index = torch.tensor([cfg.subject_index(subject) if subject in cfg.subjects else 0])
     out = []
     for seed in seeds:
-        motion = bundle.model.generate(context, emotion, index, noise=head_noise(seed, emotion.shape[1], cfg.d_model), with_head=True)
+        motion = bundle.model.generate(context, emotion, index, noise=head_noise(seed, emotion.shape[1], cfg.d_model, sigma=cfg.head_noise_sigma), with_head=True)
         out.append(motion.rotation[0].float().numpy())
     return np.stack(out)
 
@@ -98,7 +105,7 @@ def clip_figures(animator, path: Path, seeds: list[int]) -> dict:
 
     angles = euler_degrees(model_rotations(animator, load_audio(path), seeds))
     return {"frames": int(angles.shape[1]), "seeds": len(seeds), "std_over_time_deg": axes(std_over_time(angles)),
-            "std_between_seeds_deg": axes(std_between_seeds(angles))}
+            "std_between_seeds_deg": axes(std_between_seeds(angles)), "jitter": axes(jitter(angles))}
 
 
 def corpus_figures(animator, data: Path, clips_per_subset: int) -> dict:
@@ -111,7 +118,7 @@ def corpus_figures(animator, data: Path, clips_per_subset: int) -> dict:
     report: dict = {"subsets": {}}
     pooled: dict[str, dict[str, list]] = {"emotional": {"truth": [], "model": []}, "neutral": {"truth": [], "model": []}}
     for subset in SUBSETS:
-        truth_rows, model_rows = [], []
+        truth_rows, model_rows, truth_jitter, model_jitter = [], [], [], []
         for clip in spread(corpus.subset(subset), clips_per_subset):
             poses = corpus.poses(clip.name)
             if poses is None:
@@ -120,17 +127,22 @@ def corpus_figures(animator, data: Path, clips_per_subset: int) -> dict:
             model = euler_degrees(model_rotations(animator, load_audio(corpus.wav_path(clip.name)), [0], clip.subject, len(truth)))
             truth_rows.append(std_over_time(truth[None]))
             model_rows.append(std_over_time(model))
+            truth_jitter.append(jitter(truth[None]))
+            model_jitter.append(jitter(model))
         if not truth_rows:
             continue
         group = pooled["emotional" if subset.endswith("E") else "neutral"]
         group["truth"] += truth_rows
         group["model"] += model_rows
+        group.setdefault("truth_jitter", []).extend(truth_jitter)
+        group.setdefault("model_jitter", []).extend(model_jitter)
         report["subsets"][subset] = {"clips": len(truth_rows), "truth_std_over_time_deg": axes(np.mean(truth_rows, axis=0)),
                                      "model_std_over_time_deg": axes(np.mean(model_rows, axis=0))}
     for name, group in pooled.items():
         if group["truth"]:
             report[name] = {"clips": len(group["truth"]), "truth_std_over_time_deg": axes(np.mean(group["truth"], axis=0)),
-                            "model_std_over_time_deg": axes(np.mean(group["model"], axis=0))}
+                            "model_std_over_time_deg": axes(np.mean(group["model"], axis=0)),
+                            "truth_jitter": axes(np.mean(group["truth_jitter"], axis=0)), "model_jitter": axes(np.mean(group["model_jitter"], axis=0))}
     return report
 
 
@@ -164,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name} ({figures['frames']} frames)")
         print(_line("  std over time (mean of seeds)", figures["std_over_time_deg"]))
         print(_line("  std between seeds (mean of frames)", figures["std_between_seeds_deg"]))
+        print(_line("  jitter (step std / std)", figures["jitter"]))
     if args.data:
         figures = corpus_figures(animator, args.data, args.clips)
         report["corpus"] = figures
@@ -175,6 +188,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{label} ({row['clips']} clips)")
                 print(_line("  ground truth", row["truth_std_over_time_deg"]))
                 print(_line("  model", row["model_std_over_time_deg"]))
+                if "truth_jitter" in row:
+                    print(_line("  jitter, ground truth", row["truth_jitter"]))
+                    print(_line("  jitter, model", row["model_jitter"]))
     report["seconds"] = round(time.time() - start, 1)
     print(f"{report['seconds']} s")
     if args.json:

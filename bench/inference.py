@@ -58,7 +58,7 @@ def main() -> None:
             t0 = time.perf_counter()
             context, emotion, _ = animator.features(audio)
             t1 = time.perf_counter()
-            noise = head_noise(0, emotion.shape[1], cfg.d_model)
+            noise = head_noise(0, emotion.shape[1], cfg.d_model, sigma=cfg.head_noise_sigma)
             model.generate(context.to(device), emotion.to(device), torch.tensor([0], device=device), noise.to(device))
             if device == "cuda":
                 torch.cuda.synchronize()

@@ -49,6 +49,9 @@ class ModelConfig:
     lambda_t: float = 0.01
     lambda_con: float = 1.0
     lambda_div: float = 0.01
+    # Gh's noise z smoothed over time: a Gaussian of this many audio steps (sigma; 0: i.i.d. per
+    # step, as METHOD.md). Per-step noise made the demo's head jitter frame to frame.
+    head_noise_sigma: float = 0.0
     # Ablation switches (METHOD.md section 7): drop Ln, drop Lcon, drop the head synthesizer,
     # or drop the emotion stage altogether (the FaceFormer-style baseline).
     single_stage: bool = False
@@ -89,7 +92,7 @@ class ModelConfig:
         _check(self, "encode_context_s", _is_number(self.encode_context_s) and self.encode_context_s >= 0, "zero or a positive number of seconds")
         _check(self, "dropout", _is_number(self.dropout) and 0 <= self.dropout < 1, "a number in [0, 1)")
         _check(self, "contrastive_temperature", _is_number(self.contrastive_temperature) and self.contrastive_temperature > 0, "a positive number")
-        for name in ("lambda_r", "lambda_t", "lambda_con", "lambda_div"):
+        for name in ("lambda_r", "lambda_t", "lambda_con", "lambda_div", "head_noise_sigma"):
             _check(self, name, _is_number(getattr(self, name)) and getattr(self, name) >= 0, "zero or a positive number")
         for name in ("single_stage", "use_contrastive", "use_head", "use_emotion_stage", "trained", "head_trained"):
             _check(self, name, isinstance(getattr(self, name), bool), "true or false")

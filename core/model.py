@@ -68,17 +68,50 @@ def interpolate_frames(features: torch.Tensor, length: int) -> torch.Tensor:
     return x.transpose(1, 2)
 
 
-def head_noise(seed: int, audio_frames: int, dim: int, block: int = 256, first: int = 0) -> torch.Tensor:
+def _iid_noise(seed: int, first: int, end: int, dim: int, block: int) -> np.ndarray:
+    """Frames first .. end - 1 (first >= 0) of the seed's i.i.d. N(0, 1) noise, (end - first, dim)."""
+    skip = first // block
+    blocks = [np.random.default_rng([seed, b]).standard_normal((block, dim)) for b in range(skip, -(-end // block))]
+    return np.concatenate(blocks)[first - skip * block : end - skip * block] if blocks else np.zeros((0, dim))
+
+
+def noise_kernel(sigma: float) -> np.ndarray:
+    """Gaussian taps over +-ceil(3 sigma) steps, scaled so that smoothed unit noise keeps unit variance."""
+    radius = int(np.ceil(3 * sigma))
+    taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+    return taps / np.sqrt((taps**2).sum())
+
+
+def head_noise(seed: int, audio_frames: int, dim: int, block: int = 256, first: int = 0, sigma: float = 0.0) -> torch.Tensor:
     """z ~ N(0, I) per audio-rate frame (METHOD.md section 6), shape (1, audio_frames - first, dim):
     frames first .. audio_frames - 1 (a stream asks for each new chunk's frames).
 
     Drawn in fixed blocks, each from its own (seed, block) stream, so the noise of a frame
-    does not depend on the clip's length or on the device.
+    does not depend on the clip's length or on the device. With `sigma` > 0 the noise is
+    smoothed over time (`noise_kernel`) from the same endless sequence, mirrored before frame 0
+    and read past the clip's end, so a stream's chunks and the offline take agree exactly.
     """
-    skip = first // block
-    blocks = [np.random.default_rng([seed, b]).standard_normal((block, dim)) for b in range(skip, -(-audio_frames // block))]
-    z = np.concatenate(blocks)[first - skip * block : audio_frames - skip * block] if blocks else np.zeros((0, dim))
-    return torch.from_numpy(z.astype(np.float32)).unsqueeze(0)
+    if sigma <= 0:
+        z = _iid_noise(seed, first, audio_frames, dim, block)
+        return torch.from_numpy(z.astype(np.float32)).unsqueeze(0)
+    kernel = noise_kernel(sigma)
+    radius = len(kernel) // 2
+    lo, hi = first - radius, audio_frames + radius
+    raw = _iid_noise(seed, 0, max(hi, 1 - lo), dim, block)
+    frames = np.concatenate([raw[1 : 1 - lo][::-1], raw[max(lo, 0) : hi]]) if lo < 0 else raw[lo:hi]
+    n = audio_frames - first
+    z = sum(weight * frames[i : i + n] for i, weight in enumerate(kernel))
+    return torch.from_numpy(np.asarray(z, np.float32)).unsqueeze(0)
+
+
+def draw_noise(batch: int, frames: int, dim: int, sigma: float, device) -> torch.Tensor:
+    """Fresh (unseeded) noise for training, smoothed as `head_noise` smooths it, (batch, frames, dim)."""
+    if sigma <= 0:
+        return torch.randn(batch, frames, dim, device=device)
+    kernel = torch.from_numpy(noise_kernel(sigma).astype(np.float32)).to(device)
+    raw = torch.randn(batch * dim, 1, frames + len(kernel) - 1, device=device)
+    z = torch.nn.functional.conv1d(raw, kernel.view(1, 1, -1))  # (batch * dim, 1, frames)
+    return z.view(batch, dim, frames).transpose(1, 2).contiguous()
 
 
 def _decoder(cfg: ModelConfig) -> Decoder:
@@ -278,7 +311,7 @@ class TalkingHeadModel(nn.Module):
         rotation, translation = self._identity_motion(emotional)
         if h is not None:
             if noise is None:
-                noise = torch.randn(emotion.shape[0], emotion.shape[1], self.cfg.d_model, device=emotion.device)
+                noise = draw_noise(emotion.shape[0], emotion.shape[1], self.cfg.d_model, self.cfg.head_noise_sigma, emotion.device)
             rotation, translation = self.head_motion(emotion, emotional, target, noise)
         return FaceMotion(neutral, emotional, rotation, translation)
 
@@ -326,7 +359,7 @@ class TalkingHeadModel(nn.Module):
             run = self._run_emotion(run, emotion, self._person(subject, person), tick, stepping)
         if self.head is not None and with_head:
             if noise is None:
-                noise = torch.randn(emotion.shape[0], emotion.shape[1], self.cfg.d_model, device=emotion.device)
+                noise = draw_noise(emotion.shape[0], emotion.shape[1], self.cfg.d_model, self.cfg.head_noise_sigma, emotion.device)
             run = self._run_head(run, emotion, noise, tick, stepping)
         return run
 
@@ -574,7 +607,7 @@ class GenerationStream:
         model, first = self.model, self.frames
         total = first + context.shape[1] // model.cfg.k
         if self.with_head and noise is None:
-            noise = torch.randn(emotion.shape[0], emotion.shape[1], model.cfg.d_model, device=emotion.device)
+            noise = draw_noise(emotion.shape[0], emotion.shape[1], model.cfg.d_model, model.cfg.head_noise_sigma, emotion.device)
         if self.run is None:
             self.run = model._start_run(context, emotion, self.subject, noise, self.person, self.with_head, None)
         else:

@@ -129,7 +129,7 @@ class Animator:
         emotion = direct(emotion, direction, bundle.emotion_prototypes, cfg.fps, cfg.k, bundle.path.name)
         if progress:
             progress("encoding", 1, 1)
-        noise = head_noise(seed, emotion.shape[1], cfg.d_model)
+        noise = head_noise(seed, emotion.shape[1], cfg.d_model, sigma=cfg.head_noise_sigma)
         person_t = None if person is None else torch.as_tensor(person, dtype=torch.float32).reshape(1, -1).to(self.device)
         motion = model.generate(
             context.to(self.device),

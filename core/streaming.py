@@ -173,7 +173,8 @@ class Streamer:
         device = self.animator.device
         noise = None
         if self.with_head:
-            noise = head_noise(self.seed, self.k * end, self.animator.bundle.config.d_model, first=self.k * first).to(device)
+            cfg = self.animator.bundle.config
+            noise = head_noise(self.seed, self.k * end, cfg.d_model, first=self.k * first, sigma=cfg.head_noise_sigma).to(device)
         motion = self._generator.push(context.to(device), emotion.to(device), noise)
         frames = self._frames(first, motion, torch.softmax(logits, dim=-1).numpy())
         self.emitted = end

@@ -57,3 +57,10 @@ def test_std_over_time_and_between_seeds(bench):
     # per frame the seeds are -1, 0, 1 apart on x (std sqrt(2/3)), identical on y and z.
     np.testing.assert_allclose(bench.std_between_seeds(angles), [np.sqrt(2 / 3), 0.0, 0.0], atol=1e-12)
     assert bench.spread(list(range(10)), 4) == [0, 3, 6, 9] and bench.spread([1, 2], 5) == [1, 2]
+
+
+def test_jitter_tells_smooth_motion_from_noise(bench):
+    t = np.linspace(0, 4 * np.pi, 400)
+    smooth = np.stack([np.sin(t), np.cos(t), np.sin(2 * t)], axis=1)[None]
+    noise = np.random.default_rng(0).standard_normal((1, 400, 3))
+    assert np.all(bench.jitter(smooth) < 0.1) and np.all(np.abs(bench.jitter(noise) - np.sqrt(2)) < 0.15)

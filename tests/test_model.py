@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
+import numpy as np
 import torch
 
 from talking_head.core.config import ModelConfig
@@ -106,6 +107,22 @@ def test_head_noise_depends_on_seed_not_length():
     a = head_noise(3, 600, 8)
     assert torch.equal(a[:, :100], head_noise(3, 100, 8))
     assert not torch.equal(a, head_noise(4, 600, 8))
+
+
+def test_smoothed_head_noise_is_smooth_unit_and_the_same_in_chunks():
+    from talking_head.core.model import draw_noise
+
+    z = head_noise(3, 4000, 16, sigma=4.0)[0].numpy()
+    assert 0.85 < z.std() < 1.15  # the kernel keeps unit variance
+    lag1 = np.mean([np.corrcoef(z[:-1, c], z[1:, c])[0, 1] for c in range(16)])
+    assert lag1 > 0.9 and abs(np.mean([np.corrcoef(head_noise(3, 4000, 16)[0, :-1, c], head_noise(3, 4000, 16)[0, 1:, c])[0, 1] for c in range(16)])) < 0.1
+    whole = head_noise(3, 700, 16, sigma=4.0)
+    for first in (0, 5, 13, 256, 690):  # a stream's chunks, near the start (mirrored) and across blocks
+        assert torch.allclose(head_noise(3, 700, 16, first=first, sigma=4.0), whole[:, first:], atol=1e-6)
+    assert torch.allclose(head_noise(3, 300, 16, sigma=4.0), whole[:, :300], atol=1e-6)  # the clip's end reads on
+    fresh = draw_noise(2, 500, 8, 4.0, "cpu")
+    assert fresh.shape == (2, 500, 8) and 0.8 < float(fresh.std()) < 1.2
+    assert torch.equal(head_noise(3, 600, 8, sigma=0.0), head_noise(3, 600, 8))
 
 
 def test_person_embedding_override_changes_only_expression():

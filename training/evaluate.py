@@ -52,7 +52,7 @@ class Evaluator:
         feats = self.features.get(self.corpus.wav_path(clip.name))
         context = interpolate_frames(feats["context"].unsqueeze(0), cfg.k * n)
         emotion = interpolate_frames(feats["emotion"].unsqueeze(0), cfg.k * n)
-        motion = model.generate(context, emotion, torch.tensor([cfg.subject_index(subject) if subject else self.subject_index(clip)]), head_noise(seed, cfg.k * n, cfg.d_model), person=person, with_head=with_head)
+        motion = model.generate(context, emotion, torch.tensor([cfg.subject_index(subject) if subject else self.subject_index(clip)]), head_noise(seed, cfg.k * n, cfg.d_model, sigma=cfg.head_noise_sigma), person=person, with_head=with_head)
         faces = self.corpus.template(clip.subject) + motion.emotional[0].numpy().reshape(n, -1, 3)
         return faces, motion
 

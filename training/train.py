@@ -25,7 +25,7 @@ from ..core.errors import TalkingHeadError
 from .features import FeatureCache
 from ..core.losses import contrastive_loss, diversity_loss, total_loss
 from ..core.mesh_io import Mesh, read_mesh
-from ..core.model import FaceMotion, TalkingHeadModel
+from ..core.model import FaceMotion, TalkingHeadModel, draw_noise
 from .training_data import Example, build_examples, crop
 
 DEFAULT_CONTEXT_ENCODER = "facebook/wav2vec2-base-960h"
@@ -208,13 +208,13 @@ def _step(model: TalkingHeadModel, example: Example, cfg: ModelConfig, device) -
     target = FaceMotion(*(x.unsqueeze(0).to(device) for x in (t.neutral, t.emotional, t.rotation, t.translation)))
     subject = torch.tensor([example.subject], device=device)
     with_head = model.head is not None and example.has_pose
-    noise = torch.randn(1, emotion.shape[1], cfg.d_model, device=device)
+    noise = draw_noise(1, emotion.shape[1], cfg.d_model, cfg.head_noise_sigma, device)
     prediction = model(context, emotion, subject, target, noise)
     contrastive = diversity = None
     if model.contrastive is not None:
         contrastive = contrastive_loss(model.contrastive, context, emotion, prediction.emotional - prediction.neutral)
     if with_head:
-        noise_2 = torch.randn_like(noise)
+        noise_2 = draw_noise(1, emotion.shape[1], cfg.d_model, cfg.head_noise_sigma, device)
         rotation_2, translation_2 = model.head_motion(emotion, prediction.emotional, target, noise_2)
         diversity = diversity_loss(prediction.rotation, prediction.translation, rotation_2, translation_2, noise, noise_2)
     return total_loss(cfg, prediction, target, contrastive, diversity, with_head=with_head)
