@@ -18,16 +18,9 @@ half the voice and half that. The weights are not renormalised: v = 1 with w = 0
 exactly (the same floats, tested), and a sum above 1 (voice 1 + happy 1) over-drives the input
 beyond what the generators saw.
 
-The "offset" form (`apply(form="offset")`, not the default) moves only the features' level:
-
-    e'_j = e_j + s(t_i) * (sum_c w_c proto_c / sum_c w_c - ebar),   s = W / (v + W), W = sum_c w_c
-
-ebar being the take's mean of e over time (or, with `window`, a centred running mean). With
-v + W = 1, s = 1 - v; v = 1 (or W = 0) keeps the voice exactly. It keeps the voice's frame-to-
-frame variation, which carries part of the lip motion in a single-stage Ge, but on the demo bundle
-it still closed the mouth by 15% (lip opening 0.033 against the voice's 0.039; the mix form 0.027)
-without telling angry from happy any better, so "mix" stays the default (README, Direct the
-emotion). `emotion_probs` of the `Animation` stay what the voice was heard as. Plain Python
+An "offset" form that moved only the features' level (keeping their frame-to-frame variation) was
+tried and measured: it closed the mouth less but told angry from happy no better, so it was not
+kept (README, Direct the emotion). `emotion_probs` of the `Animation` stay what the voice was heard as. Plain Python
 and numpy (torch only inside `apply`), so Blender's side can build tracks.
 """
 
@@ -45,9 +38,6 @@ from .errors import TalkingHeadError
 
 PROTOTYPES = "emotion_prototypes.safetensors"
 VOICE = "voice"  # the from-voice weight's name in --emotion and track files
-FORMS = ("offset", "mix")
-FORM = "mix"  # how a direction changes the features (the module's docstring): "mix" or "offset"
-WINDOW = 0.0  # seconds of the offset form's running mean; 0: the take's mean
 BUILD_HINT = "build them with `talking-head bundle emotions BUNDLE --speech SPEECH_SET`"
 
 
@@ -148,36 +138,20 @@ class EmotionDirection:
         values = np.stack(columns, axis=1) if columns else np.zeros((len(times), 0))
         return values[:, :-1], values[:, -1]
 
-    def apply(self, emotion, prototypes: EmotionPrototypes, fps: float, k: int, form: str | None = None, window: float | None = None):
+    def apply(self, emotion, prototypes: EmotionPrototypes, fps: float, k: int):
         """Emotion features (1, kN, De) torch tensor -> the directed features (same shape).
         Audio step j belongs to face frame i = j // k (the alignment of METHOD.md section 2), and
-        takes the weights at that frame's time i / fps. `form`: "offset" or "mix" (default FORM,
-        see the module's docstring); `window`: for "offset", the level is the running mean over
-        that many seconds instead of the take's mean (default WINDOW)."""
+        takes the weights at that frame's time i / fps."""
         import torch
 
-        form = FORM if form is None else form
-        window = WINDOW if window is None else window
-        if form not in FORMS:
-            raise EmotionError(f"unknown emotion form {form!r}; use {' or '.join(FORMS)}")
         steps = emotion.shape[1]
         times = (np.arange(steps) // k) / float(fps)
         weights, voice = self.sample(times, prototypes.labels)
         weights_t = torch.as_tensor(weights, dtype=emotion.dtype, device=emotion.device)
         voice_t = torch.as_tensor(voice, dtype=emotion.dtype, device=emotion.device)
         protos = torch.as_tensor(prototypes.vectors, dtype=emotion.dtype, device=emotion.device)
-        if form == "mix":
-            # e'_j = v(t_i) e_j + sum_c w_c(t_i) proto_c
-            return voice_t[None, :, None] * emotion + (weights_t @ protos)[None]
-        # e'_j = e_j + s(t_i) (target(t_i) - ebar_j), s = W / (v + W), W = sum_c w_c, target the
-        # weight-normalised prototype mix: the level moves, the voice's variation stays.
-        total = weights.sum(axis=1)
-        both = voice + total
-        strength = np.divide(total, both, out=np.zeros_like(total), where=both > 0)
-        target = (weights_t / torch.as_tensor(np.maximum(total, 1e-12), dtype=emotion.dtype, device=emotion.device)[:, None]) @ protos
-        level = running_mean(emotion, window * fps * k if window else 0)
-        strength_t = torch.as_tensor(strength, dtype=emotion.dtype, device=emotion.device)
-        return emotion + strength_t[None, :, None] * (target[None] - level)
+        # e'_j = v(t_i) e_j + sum_c w_c(t_i) proto_c
+        return voice_t[None, :, None] * emotion + (weights_t @ protos)[None]
 
     def to_json(self) -> dict[str, Any]:
         return {"keys": [{"time": key.time, **key.weights, VOICE: key.from_voice} for key in self.keys]}
@@ -206,19 +180,6 @@ class EmotionDirection:
             weights = {str(name): _number(value, f"{where}: {name}") for name, value in entry.items()}
             keys.append(_key(time, weights, voice, where))
         return cls(keys)
-
-
-def running_mean(features, steps: float):
-    """(1, T, D) -> the mean over time (1, 1, D) when `steps` < 2, else the centred running mean
-    over `steps` steps (1, T, D), the window shrinking at the ends."""
-    import torch.nn.functional as F
-
-    size = int(round(steps))
-    if size < 2 or size >= features.shape[1]:
-        return features.mean(dim=1, keepdim=True)
-    size += 1 - size % 2  # odd: centred
-    x = features.transpose(1, 2)
-    return F.avg_pool1d(x, size, stride=1, padding=size // 2, count_include_pad=False).transpose(1, 2)
 
 
 def parse_emotion(text: str) -> EmotionDirection:

@@ -142,30 +142,6 @@ def test_voice_alone_is_exactly_the_voice_and_weights_mix_prototypes():
         direct(emotion, parse_emotion("happy:1"), None, 25, 2)
 
 
-def test_offset_form_moves_the_level_and_keeps_the_voices_variation():
-    rng = np.random.default_rng(1)
-    prototypes = EmotionPrototypes(LABELS, rng.standard_normal((5, 8)).astype(np.float32))
-    emotion = torch.randn(1, 40, 8, dtype=torch.float64)  # k = 2: 20 face frames at 25 fps
-    protos = torch.as_tensor(prototypes.vectors, dtype=torch.float64)
-    voice_only = EmotionDirection([EmotionKey(0.0, {"happy": 0.0}, 1.0)])
-    assert torch.equal(voice_only.apply(emotion, prototypes, 25, 2, form="offset"), emotion)
-    # voice 0: the take's mean becomes the prototype, the variation around it is the voice's.
-    out = parse_emotion("angry:1").apply(emotion, prototypes, 25, 2, form="offset")
-    torch.testing.assert_close(out.mean(1)[0], protos[3])
-    torch.testing.assert_close(out - out.mean(1, keepdim=True), emotion - emotion.mean(1, keepdim=True))
-    # weights are normalised, and the voice's weight against theirs sets how far the level moves:
-    # voice 1 + happy 0.5 + sad 0.5 moves it halfway to the mean of the two prototypes.
-    half = EmotionDirection([EmotionKey(0.0, {"happy": 0.5, "sad": 0.5}, 1.0)]).apply(emotion, prototypes, 25, 2, form="offset")
-    torch.testing.assert_close(half, emotion + 0.5 * (0.5 * (protos[1] + protos[2]) - emotion.mean(1, keepdim=True)))
-    # a running mean: the level follows the voice's over the window (1 s = 50 steps here would
-    # cover the take; 0.2 s = 10 steps, made 11 to be centred).
-    local = parse_emotion("angry:1").apply(emotion, prototypes, 25, 2, form="offset", window=0.2)
-    level = torch.stack([emotion[0, max(0, j - 5) : j + 6].mean(0) for j in range(40)])
-    torch.testing.assert_close(local[0], emotion[0] + protos[3] - level)
-    with pytest.raises(EmotionError, match="offset or mix"):
-        parse_emotion("angry:1").apply(emotion, prototypes, 25, 2, form="blend")
-
-
 def test_task_carries_the_direction_through_json():
     direction = EmotionDirection([EmotionKey(0.0, {"happy": 0.8}, 0.2), EmotionKey(4.8, {"angry": 1.0}, 0.0)])
     task = AnimateTask(audio="a.wav", bundle="b", emotion=direction)
