@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .audio import SAMPLE_RATE
 from .errors import TalkingHeadError
 
-SAMPLE_RATE = 16000
 FRAME_S = 0.01  # pocketsphinx's frame
 MAX_CHARS = 20000
 _WORD = re.compile(r"[a-z0-9']+")

@@ -18,8 +18,9 @@ import numpy as np
 import torch
 
 from .arkit import ARKIT_NAMES, ArkitSolver
+from .audio import SAMPLE_RATE
+from .phone_features import is_silence
 
-SAMPLE_RATE = 16000
 RAMP_S = 0.08  # easing into and out of rest, inside each end of a pause
 MIN_PAUSE_S = 0.25  # shorter silences are not brought to rest
 _MODEL = None
@@ -60,7 +61,7 @@ def speech_from_phones(phones: list) -> list[tuple[float, float]]:
     """An alignment's [(phone, start_s, end_s)] -> speech segments (its non-silent phones, joined)."""
     segments: list[list[float]] = []
     for name, start, end in phones:
-        if str(name).strip().lower() in ("sil", "sp", "pau", "<sil>") or str(name).startswith("+"):
+        if is_silence(name):
             continue
         if segments and float(start) <= segments[-1][1] + 1e-6:
             segments[-1][1] = float(end)

@@ -27,6 +27,12 @@ PAUSE = "pau"
 _SILENCES = frozenset({"sil", "sp", "spn", "h#", "#", "ssil", "pau", "<sil>", "<s>", "</s>"})
 
 
+def is_silence(name: str) -> bool:
+    """A silence or noise as aligners and synthesisers name it (`SIL`, `sp`, `pau`, `+NSN+`, empty)."""
+    key = str(name).strip().lower()
+    return not key or key in _SILENCES or key.startswith("+")
+
+
 @dataclass
 class PhonePrototypes:
     """phones: names (ARPAbet, lower case, `pau` for silence); vectors: (P, Dc) mean encoder states;
@@ -46,7 +52,7 @@ class PhonePrototypes:
         """A phone name as aligners write it (`AH0`, `SIL`, `+NSN+`, `ax`) -> a row of `vectors`.
         Silence and noise -> `pau`; a phone the prototypes lack -> the schwa (`ax`/`ah`) if present."""
         key = name.strip().lower().rstrip("012")
-        if key in _SILENCES or key.startswith("+") or not key:
+        if is_silence(key):
             return self.index[PAUSE]
         if key in self.index:
             return self.index[key]

@@ -14,13 +14,13 @@ import torch
 from .animation import Animation, add_head_motion
 from .alignment import TranscriptError, align
 from .arkit import ARKIT_NAMES, ArkitSolver, TemplateLandmarksError, template_arkit_shapes
-from .audio import frame_count, load_audio
+from .audio import SAMPLE_RATE, frame_count, load_audio
 from .bundle import ModelBundle
 from .device import resolve_device, resolve_precision
 from .emotion_direction import EmotionDirection, direct
 from .eyes import SKIPPED, EyeMotion, add_eyes, eye_motion
 from .model import head_noise, interpolate_frames
-from .pauses import to_rest
+from . import pauses
 from .phone_features import PhonePrototypes, load_for_bundle
 from .style import Style, TuningError
 from .tasks import AnimateTask
@@ -82,8 +82,6 @@ class Animator:
         """(N,) 1 while speaking, 0 in pauses (core/pauses.py): from the alignment when there is
         one, else silero-vad. None, and `pauses_problem` says why, when the face has no landmarks
         (no ARKit channels to close the mouth with) or silero-vad is missing."""
-        from . import pauses
-
         if self.arkit_solver() is None:
             self.pauses_problem = "pauses were not brought to rest: " + self.arkit_problem
             return None
@@ -94,7 +92,7 @@ class Animator:
         else:
             self.pauses_problem = "pauses were not brought to rest: silero-vad is not installed (`pip install silero-vad`)"
             return None
-        paused = pauses.pauses_to_close(segments, len(samples) / pauses.SAMPLE_RATE)
+        paused = pauses.pauses_to_close(segments, len(samples) / SAMPLE_RATE)
         return pauses.speech_weights(paused, n_frames, self.bundle.config.fps)
 
     def animate(
@@ -156,7 +154,7 @@ class Animator:
         if rest_in_pauses:
             weight = self.speech_weights(samples, len(emotional), phones)
             if weight is not None:
-                to_rest(emotional, template, weight, self.arkit_solver())
+                pauses.to_rest(emotional, template, weight, self.arkit_solver())
         # Blinks and gaze go on Ge's faces, before head motion and the ARKit solve: every output has them.
         eyes = self.eye_motion(samples, len(emotional), seed) if blinks else None
         if eyes is not None:

@@ -143,9 +143,8 @@ class TALKINGHEAD_PT_character(bpy.types.Panel):
 
         layout = self.layout
         settings = context.scene.talking_head
-        target = settings.target
-        if target is None or target.type != "MESH":
-            layout.label(text="Choose a Face mesh first", icon="INFO")
+        target = _face_mesh(layout, settings)
+        if target is None:
             return
         props = target.data.talking_head
         col = layout.column(align=True)
@@ -247,9 +246,8 @@ class TALKINGHEAD_PT_emotion(bpy.types.Panel):
 
         layout = self.layout
         settings = context.scene.talking_head
-        target = settings.target
-        if target is None or target.type != "MESH":
-            layout.label(text="Choose the Face first", icon="INFO")
+        target = _face_mesh(layout, settings)
+        if target is None:
             return
         try:
             info = session.chosen_bundle(settings)
@@ -269,6 +267,15 @@ class TALKINGHEAD_PT_emotion(bpy.types.Panel):
         for slider in props.emotions:
             if slider.label in labels:
                 col.prop(slider, "weight", text=slider.label.title(), slider=True)
+
+
+def _face_mesh(layout, settings):
+    """The Face when it is a mesh; else None, and the panel says to choose one."""
+    target = settings.target
+    if target is None or target.type != "MESH":
+        layout.label(text="Choose a Face mesh first", icon="INFO")
+        return None
+    return target
 
 
 def _wrap(text: str, width: int = 42) -> list[str]:

@@ -23,7 +23,7 @@ import torch
 
 from ..core.audio import load_audio
 from ..core.phone_features import PhonePrototypes
-from .encoder_training import EncoderTrainingConfig, Utterance, _Run, _train_epochs, normalise, read_speech_set, split
+from .encoder_training import EncoderTrainingConfig, Utterance, _batches, _Run, _train_epochs, normalise, read_speech_set, split
 
 
 @dataclass
@@ -80,8 +80,6 @@ def distill_content_encoder(teacher: Path, speech: Path, prototypes: Path, out: 
     student = Wav2Vec2Model.from_pretrained(str(checkpoint if resuming else teacher), dtype=torch.float32)
     student.config.apply_spec_augment = False  # the targets are frame-exact
     torch.manual_seed(cfg.seed)
-    from .encoder_training import _batches
-
     steps_per_epoch = len(_batches(items, cfg.batch_seconds, np.random.default_rng(cfg.seed)))
     run = _Run(out, list(student.parameters()), steps_per_epoch * cfg.epochs, cfg)
     if resuming:
