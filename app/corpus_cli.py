@@ -1,4 +1,4 @@
-"""`talking-head corpus build | preview | speech`: wired into the main parser by register()."""
+"""`talking-head corpus build | preview | speech | emotion-voices | revoice`: wired into the main parser by register()."""
 
 from __future__ import annotations
 
@@ -36,6 +36,23 @@ def register(commands) -> None:
     speech.add_argument("--workers", type=int, default=None)
     speech.set_defaults(run=_run_speech)
 
+    voices = kinds.add_parser("emotion-voices", help="a copy of a speech set whose emotions can be heard (WORLD resynthesis, "
+                              "training/corpus/emotion_voice.py); held-out voices left out")
+    voices.add_argument("--speech", required=True, type=Path, help="speech set to copy (`corpus speech`, or FSDD's from `encoders real-voices`)")
+    voices.add_argument("--out", required=True, type=Path, help="folder to write")
+    voices.add_argument("--assign-emotions", action="store_true", help="draw each copy's emotion (for neutral speech such as FSDD)")
+    voices.add_argument("--seed", type=int, default=0)
+    voices.add_argument("--workers", type=int, default=2)
+    voices.set_defaults(run=_run_emotion_voices)
+
+    revoice = kinds.add_parser("revoice", help="a corpus whose takes are resynthesised with audible emotion (timing kept; "
+                               "everything but wav/ linked)")
+    revoice.add_argument("corpus", type=Path, help="corpus folder (BIWI layout, from `corpus build`)")
+    revoice.add_argument("--out", required=True, type=Path, help="corpus folder to write (resumable)")
+    revoice.add_argument("--seed", type=int, default=0)
+    revoice.add_argument("--workers", type=int, default=2)
+    revoice.set_defaults(run=_run_revoice)
+
 
 def _run_build(args: argparse.Namespace) -> int:
     from ..training.corpus.build import build_corpus
@@ -61,4 +78,28 @@ def _run_speech(args: argparse.Namespace) -> int:
         raise CorpusError("--utterances must be at least 1")
     records = build_speech_set(args.out, args.utterances, args.seed, args.workers)
     print(f"wrote {len(records)} utterances to {args.out}")
+    return 0
+
+
+def _run_emotion_voices(args: argparse.Namespace) -> int:
+    from ..training.corpus.build import CorpusError
+    from ..training.emotion_voices import emotional_speech_set
+
+    if not (args.speech / "labels.jsonl").is_file():
+        raise CorpusError(f"{args.speech} is not a speech set (no labels.jsonl)")
+    records = emotional_speech_set(args.speech, args.out, args.seed, args.workers, assign_emotions=args.assign_emotions)
+    print(f"wrote {len(records)} utterances to {args.out}")
+    return 0
+
+
+def _run_revoice(args: argparse.Namespace) -> int:
+    from ..training.corpus.build import CorpusError
+    from ..training.emotion_voices import revoice_corpus
+
+    if not (args.corpus / "corpus.json").is_file():
+        raise CorpusError(f"{args.corpus} is not a corpus (no corpus.json): build one with `talking-head corpus build`")
+    if args.out.resolve() == args.corpus.resolve():
+        raise CorpusError("--out must be a new folder: revoice never overwrites the corpus it reads")
+    written = revoice_corpus(args.corpus, args.out, args.seed, args.workers)
+    print(f"wrote {written} takes to {args.out / 'wav'} (the rest of {args.out} links to {args.corpus})")
     return 0

@@ -15,6 +15,8 @@ def register(commands) -> None:
         p.add_argument("--out", required=True, type=Path, help="folder to write (from_pretrained layout)")
         if name == "emotion":
             p.add_argument("--init", required=True, type=Path, help="content encoder whose backbone starts the classifier")
+            p.add_argument("--train-feature-encoder", action="store_true", help="train the convolutional front end too (it passes "
+                           "pitch better; slower)")
         p.add_argument("--epochs", type=int, default=6)
         p.add_argument("--lr", type=float, default=1e-3)
         p.add_argument("--minutes", type=float, help="stop and save after this many minutes of training")
@@ -44,7 +46,7 @@ def register(commands) -> None:
 def _run_train(args: argparse.Namespace) -> int:
     from ..training.encoder_training import EncoderTrainingConfig, train_content_encoder, train_emotion_encoder
 
-    cfg = EncoderTrainingConfig(epochs=args.epochs, lr=args.lr, minutes=args.minutes)
+    cfg = EncoderTrainingConfig(epochs=args.epochs, lr=args.lr, minutes=args.minutes, train_feature_encoder=getattr(args, "train_feature_encoder", False))
     if args.which == "content":
         report = train_content_encoder(args.speech, args.out, cfg, resume=args.resume)
         print(f"phone error rate on held-out voices: {report['phone_error_rate_held_out']:.3f}")

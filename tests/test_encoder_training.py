@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
+import torch
 
 from talking_head.training.encoder_training import (
     EncoderTrainingConfig,
@@ -101,6 +102,16 @@ def test_content_and_emotion_encoders_train_resume_and_load(tmp_path):
     assert 0.0 <= report["emotion_accuracy_held_out"] <= 1.0 and len(report["log"]) == 2
     features = EmotionEncoder(str(tmp_path / "emotion"), window_s=2.0, context_s=0.5).encode(audio)
     assert features.labels[:2] == ["neutral", "happy"] and features.logits.shape[-1] == len(features.labels)
+
+    # The convolutional front end stays the content encoder's unless asked to train.
+    from safetensors.torch import load_file
+
+    conv = "wav2vec2.feature_extractor.conv_layers.0.conv.weight"
+    start = load_file(tmp_path / "content" / "model.safetensors")[conv]
+    assert torch.equal(load_file(tmp_path / "emotion" / "model.safetensors")[conv], start)
+    front = EncoderTrainingConfig(**{**emotion_cfg.__dict__, "epochs": 1, "train_feature_encoder": True})
+    train_emotion_encoder(speech, tmp_path / "emotion_front", tmp_path / "content", front, progress=False)
+    assert not torch.equal(load_file(tmp_path / "emotion_front" / "model.safetensors")[conv], start)
 
 
 def test_decode_refuses_an_encoder_without_its_ctc_head(tmp_path, capsys):

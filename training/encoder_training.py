@@ -165,6 +165,9 @@ class EncoderTrainingConfig:
     held_out: tuple = HELD_OUT_SPEAKERS  # voices kept out of training, for the error figures
     backbone: dict = field(default_factory=dict)  # wav2vec2 config overrides (tests use a tiny one)
     checkpoint_every: int = 40  # steps between mid-epoch checkpoints (long epochs on a shared CPU)
+    # Emotion encoder: also train the convolutional front end. Started from the content encoder's,
+    # it was shaped for phones under CTC and passes little pitch; emotion is heard in pitch.
+    train_feature_encoder: bool = False
     seed: int = 0
 
 
@@ -332,10 +335,12 @@ def train_emotion_encoder(speech: Path, out: Path, init: Path, cfg: EncoderTrain
     if resume and (cp / "state.json").is_file():
         run_source = cp
     torch.manual_seed(cfg.seed)
-    model = Wav2Vec2ForSequenceClassification.from_pretrained(
-        run_source, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id=label_ids, classifier_proj_size=128, mask_time_prob=0.05
+    model = Wav2Vec2ForSequenceClassification.from_pretrained(  # float32 even from a packed (float16) encoder
+        run_source, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id=label_ids, classifier_proj_size=128, mask_time_prob=0.05,
+        dtype=torch.float32,
     )
-    model.freeze_feature_encoder()
+    if not cfg.train_feature_encoder:
+        model.freeze_feature_encoder()
     params = [p for p in model.parameters() if p.requires_grad]
     steps_per_epoch = len(_batches(train, cfg.batch_seconds, np.random.default_rng(cfg.seed)))
     run = _Run(out, params, steps_per_epoch * cfg.epochs, cfg)

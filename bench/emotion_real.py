@@ -1,0 +1,190 @@
+"""Emotion heard: what a bundle's emotion encoder says of real acted speech and of held-out voices.
+
+1. EmoDB (../shared/real_speech/emodb/, next to the repository, read at run time, never copied;
+   research-only: it measures, it never trains what ships): the clips of the four classes both
+   sides have (neutral, happiness, sadness, anger), each classified as a whole (mean of the
+   encoder's per-frame scores: its head is linear, so that is the score of the clip), answers
+   limited to those four labels. Accuracy and unweighted average recall (UAR: the mean of the
+   per-class recalls, the usual figure for unbalanced emotion sets; chance 0.25) and the confusion.
+2. A speech set (--speech, `talking-head corpus speech`): its held-out voices (M1, F8, which no
+   shipped encoder trains on), five classes as spoken by the synthesisers; and the same
+   utterances given audible emotion (training/corpus/emotion_voice.py, seeded), five classes.
+3. A corpus (--data, BIWI layout): the takes of its unseen subjects (emotional takes under their
+   emotion, neutral takes as neutral), five classes.
+4. The demo sample (samples/demo_speech.wav): per passage of samples/demo_speech.json, the label
+   heard over the passage and its probability.
+
+Usage: python bench/emotion_real.py [--bundle weights/demo] [--speech SET] [--data CORPUS]
+       [--clips 300] [--json OUT.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+EMODB = ROOT.parent / "shared" / "real_speech" / "emodb"
+DEMO = ROOT / "samples" / "demo_speech.json"
+EMODB_LABELS = {"neutral": "neutral", "happiness": "happy", "sadness": "sad", "anger": "angry"}
+SHARED = ("neutral", "happy", "sad", "angry")
+
+
+# ---- pure functions (tested in tests/test_emotion_real_bench.py) ----
+
+def emodb_items(folder: Path) -> list[tuple[Path, str]]:
+    """(wav, label) for the EmoDB clips of the four shared classes, labels in the bundle's words."""
+    items = []
+    with open(Path(folder) / "labels.csv", newline="") as f:
+        for row in csv.DictReader(f):
+            label = EMODB_LABELS.get(row["emotion"])
+            if label is not None:
+                items.append((Path(folder) / "wav" / row["file"], label))
+    return items
+
+
+def confusion_matrix(truth: list[str], answers: list[str], labels: list[str]) -> np.ndarray:
+    """(C, C) counts, rows the true label, columns the answer."""
+    out = np.zeros((len(labels), len(labels)), dtype=int)
+    for t, a in zip(truth, answers):
+        out[labels.index(t), labels.index(a)] += 1
+    return out
+
+
+def scores(confusion: np.ndarray) -> dict:
+    """Accuracy and UAR (mean recall over the classes that occur) of a confusion matrix."""
+    total = confusion.sum()
+    rows = confusion.sum(axis=1)
+    recalls = [confusion[i, i] / rows[i] for i in range(len(rows)) if rows[i] > 0]
+    return {"accuracy": float(np.trace(confusion) / max(1, total)), "uar": float(np.mean(recalls)) if recalls else 0.0, "clips": int(total)}
+
+
+def answer(mean_logits: np.ndarray, labels: list[str], allowed: tuple[str, ...] | None = None) -> str:
+    """The best label among `allowed` (all when None)."""
+    order = np.argsort(-np.asarray(mean_logits))
+    for i in order:
+        if allowed is None or labels[i] in allowed:
+            return labels[i]
+    raise ValueError("none of the allowed labels is one of the encoder's")
+
+
+# ---- measurements ----
+
+def clip_logits(encoder, samples: np.ndarray) -> np.ndarray:
+    """Mean per-frame score of the whole clip. (C,)"""
+    return encoder.encode(samples).logits.mean(dim=0).numpy()
+
+
+def classify(encoder, items: list[tuple[object, str]], labels: list[str], allowed=None, load=None) -> dict:
+    from talking_head.core.audio import load_audio
+
+    load = load or load_audio
+    truth, answers = [], []
+    for source, label in items:
+        truth.append(label)
+        answers.append(answer(clip_logits(encoder, load(source)), labels, allowed))
+    names = list(allowed) if allowed else labels
+    confusion = confusion_matrix(truth, answers, names)
+    return {**scores(confusion), "labels": names, "confusion": confusion.tolist()}
+
+
+def speech_set_items(speech: Path, limit: int) -> list[tuple[Path, str, dict]]:
+    from talking_head.training.encoder_training import HELD_OUT_SPEAKERS
+
+    records = [json.loads(line) for line in (Path(speech) / "labels.jsonl").read_text().splitlines()]
+    held = [r for r in records if r.get("speaker") in HELD_OUT_SPEAKERS][:limit]
+    return [(Path(speech) / "wav" / f"{r['id']}.wav", r["emotion"], r) for r in held]
+
+
+def with_emotion_voice(path_and_record) -> np.ndarray:
+    """The utterance with audible emotion for its label, seeded by its id (as training makes them)."""
+    from talking_head.core.audio import load_audio
+    from talking_head.training.corpus.emotion_voice import draw, emotional_voice
+
+    path, record = path_and_record
+    rng = np.random.default_rng([int(record["id"]) if str(record["id"]).isdigit() else 0, 17])
+    return emotional_voice(load_audio(path), draw(record["emotion"], rng), float(record.get("intensity", 1.0)), rng)
+
+
+def corpus_items(data: Path) -> list[tuple[Path, str]]:
+    meta = json.loads((Path(data) / "corpus.json").read_text())
+    unseen = {s["name"] for s in meta["subjects"] if s.get("split") == "unseen"}
+    return [(Path(data) / "wav" / f"{clip}.wav", info["emotion"]) for clip, info in sorted(meta["clips"].items())
+            if info["subject"] in unseen and (Path(data) / "wav" / f"{clip}.wav").is_file()]
+
+
+def demo_passages(encoder, labels: list[str]) -> list[dict]:
+    from talking_head.core.audio import load_audio
+
+    meta = json.loads(DEMO.read_text())
+    samples = load_audio(DEMO.parent / meta["file"])
+    whole = encoder.encode(samples)  # 50 frames a second, each scored over the second around it
+    out = []
+    for p in meta["passages"]:
+        piece = samples[int(p["start"] * 16_000): int(p["end"] * 16_000)]
+        probs = torch.softmax(torch.from_numpy(clip_logits(encoder, piece)), dim=0).numpy()
+        # What the panel and `emotion_probs` show: each second's label, from the whole take.
+        begin, end = int(p["start"] * 50), int(p["end"] * 50)
+        per_frame = whole.logits[begin:end].argmax(dim=1).numpy()
+        shares = {label: round(float(np.mean(per_frame == i)), 3) for i, label in enumerate(labels)}
+        out.append({"said as": p["emotion"], "heard as": labels[int(probs.argmax())], "probabilities": {label: round(float(q), 3) for label, q in zip(labels, probs)},
+                    "share of its frames heard as each label (1 s windows over the whole take)": shares})
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bundle", type=Path, default=ROOT / "weights" / "demo")
+    parser.add_argument("--encoder", type=Path, help="an emotion encoder folder to measure instead of the bundle's (the demo sample is skipped)")
+    parser.add_argument("--speech", type=Path, help="speech set whose held-out voices to classify")
+    parser.add_argument("--data", type=Path, help="corpus (BIWI layout) whose unseen subjects' takes to classify")
+    parser.add_argument("--clips", type=int, default=300, help="at most this many held-out utterances")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    from talking_head.core.bundle_info import read_bundle_info
+    from talking_head.core.encoders import EmotionEncoder, resolve_source
+
+    if args.encoder:
+        encoder = EmotionEncoder(str(args.encoder))
+    else:
+        config = read_bundle_info(args.bundle).config
+        encoder = EmotionEncoder(resolve_source(config.emotion_encoder, args.bundle, "emotion encoder"))
+    labels = encoder.labels
+    report: dict = {"bundle": args.bundle.name, "encoder": args.encoder.name if args.encoder else "the bundle's", "labels": labels}
+    if (EMODB / "labels.csv").is_file():
+        report["emodb"] = classify(encoder, emodb_items(EMODB), labels, allowed=SHARED)
+    else:
+        print(f"no EmoDB: {EMODB.name}/labels.csv missing next to the repository; skipped", file=sys.stderr)
+    if args.speech:
+        items = speech_set_items(args.speech, args.clips)
+        report["held-out voices"] = classify(encoder, [(p, e) for p, e, _ in items], labels)
+        report["held-out voices, audible emotion"] = classify(encoder, [((p, r), e) for p, e, r in items], labels, load=with_emotion_voice)
+    if args.data:
+        report["corpus unseen subjects"] = classify(encoder, corpus_items(args.data), labels)
+    report["demo sample"] = demo_passages(encoder, labels)
+
+    for name in ("emodb", "held-out voices", "held-out voices, audible emotion", "corpus unseen subjects"):
+        if name in report:
+            r = report[name]
+            print(f"{name:34s} accuracy {r['accuracy']:.3f}  UAR {r['uar']:.3f}  ({r['clips']} clips, {len(r['labels'])} classes)")
+            print("    confusion (rows true, columns heard): " + "  ".join(f"{lab}: {row}" for lab, row in zip(r["labels"], r["confusion"])))
+    for p in report["demo sample"]:
+        shares = p["share of its frames heard as each label (1 s windows over the whole take)"]
+        print(f"demo passage said as {p['said as']:8s} heard as {p['heard as']:9s} {p['probabilities']}; per second: "
+              + ", ".join(f"{k} {v:.2f}" for k, v in shares.items() if v > 0))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
