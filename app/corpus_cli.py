@@ -1,4 +1,4 @@
-"""`talking-head corpus build | preview | speech | emotion-voices | revoice`: wired into the main parser by register()."""
+"""`talking-head corpus build | preview | speech | emotion-voices | mix | revoice`: wired into the main parser by register()."""
 
 from __future__ import annotations
 
@@ -44,6 +44,11 @@ def register(commands) -> None:
     voices.add_argument("--seed", type=int, default=0)
     voices.add_argument("--workers", type=int, default=2)
     voices.set_defaults(run=_run_emotion_voices)
+
+    mix = kinds.add_parser("mix", help="one speech set that links to the files of several (ids must not clash)")
+    mix.add_argument("sets", nargs="+", type=Path, help="speech sets to mix")
+    mix.add_argument("--out", required=True, type=Path, help="folder to write")
+    mix.set_defaults(run=_run_mix)
 
     revoice = kinds.add_parser("revoice", help="a corpus whose takes are resynthesised with audible emotion (timing kept; "
                                "everything but wav/ linked)")
@@ -102,4 +107,19 @@ def _run_revoice(args: argparse.Namespace) -> int:
         raise CorpusError("--out must be a new folder: revoice never overwrites the corpus it reads")
     written = revoice_corpus(args.corpus, args.out, args.seed, args.workers)
     print(f"wrote {written} takes to {args.out / 'wav'} (the rest of {args.out} links to {args.corpus})")
+    return 0
+
+
+def _run_mix(args: argparse.Namespace) -> int:
+    from ..training.corpus.build import CorpusError
+    from ..training.speech_mix import mix_speech_sets
+
+    for folder in args.sets:
+        if not (folder / "labels.jsonl").is_file():
+            raise CorpusError(f"{folder} is not a speech set (no labels.jsonl)")
+    try:
+        count = mix_speech_sets(args.sets, args.out)
+    except ValueError as exc:
+        raise CorpusError(str(exc)) from None
+    print(f"wrote {args.out}: {count} utterances from {len(args.sets)} speech sets (files linked)")
     return 0

@@ -146,6 +146,17 @@ def test_revoice_refuses_in_one_line(tmp_path, capsys):
     assert code != 0 and "lists no clips" in err and len(err.strip().splitlines()) == 1
     code, out, err = run_cli_captured(capsys, "corpus", "emotion-voices", "--speech", str(tmp_path), "--out", str(tmp_path / "y"))
     assert code != 0 and "not a speech set" in err and len(err.strip().splitlines()) == 1
+    code, out, err = run_cli_captured(capsys, "corpus", "mix", str(tmp_path), "--out", str(tmp_path / "z"))
+    assert code != 0 and "not a speech set" in err and len(err.strip().splitlines()) == 1
+
+
+def test_mix_links_sets_and_refuses_clashing_ids(tmp_path, capsys):
+    _speech_set(tmp_path / "a", utterances=4)
+    emotional_speech_set(tmp_path / "a", tmp_path / "b", held_out=("held",), progress=False)
+    code, out, err = run_cli_captured(capsys, "corpus", "mix", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "m"))
+    assert code == 0 and len((tmp_path / "m" / "labels.jsonl").read_text().splitlines()) == 4 + 3
+    code, out, err = run_cli_captured(capsys, "corpus", "mix", str(tmp_path / "a"), str(tmp_path / "a"), "--out", str(tmp_path / "n"))
+    assert code != 0 and "two of the sets" in err and len(err.strip().splitlines()) == 1
 
 
 # ---- bench/emotion_real.py ----
