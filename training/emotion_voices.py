@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from .corpus.emotion_voice import draw, emotional_voice
 from .corpus.emotions import EMOTIONS
 from .corpus.voice_warp import Warp, warp_phones
 from .encoder_training import HELD_OUT_SPEAKERS
-from .speech_mix import _prepare, _write, _write_labels
+from .speech_mix import _prepare, _write, _write_labels, pool_map
 
 
 def _seed(*parts) -> np.random.Generator:
@@ -49,23 +48,6 @@ def _copy_one(task: tuple) -> dict:
             **({"voice_warp": speaker.describe()} if speaker is not None else {})}
 
 
-def _pool_map(function, tasks: list, workers: int, desc: str, progress: bool) -> list:
-    from tqdm import tqdm
-
-    made = []
-    with tqdm(total=len(tasks), desc=desc, unit="clip", disable=not progress) as bar:
-        if workers <= 1:
-            for t in tasks:
-                made.append(function(t))
-                bar.update()
-        else:
-            with multiprocessing.get_context("fork").Pool(workers) as pool:
-                for r in pool.imap(function, tasks, chunksize=8):
-                    made.append(r)
-                    bar.update()
-    return made
-
-
 def emotional_speech_set(source: Path, out: Path, seed: int = 0, workers: int = 1, assign_emotions: bool = False, speaker_probability: float = 0.5,
                          held_out: tuple[str, ...] = HELD_OUT_SPEAKERS, progress: bool = True) -> list[dict]:
     """One copy with audible emotion of every utterance at `source` but its `held_out` voices.
@@ -74,7 +56,7 @@ def emotional_speech_set(source: Path, out: Path, seed: int = 0, workers: int = 
     records = [json.loads(line) for line in (Path(source) / "labels.jsonl").read_text().splitlines()]
     records = [r for r in records if r.get("speaker") not in held_out]
     tasks = [(str(source), str(out), r, seed, assign_emotions, speaker_probability) for r in records]
-    made = _pool_map(_copy_one, tasks, workers, "emotion voices", progress)
+    made = pool_map(_copy_one, tasks, workers, "emotion voices", progress)
     _write_labels(out, made)
     return made
 
@@ -117,4 +99,4 @@ def revoice_corpus(corpus: Path, out: Path, seed: int = 0, workers: int = 1, pro
     (out / "corpus.json").write_text(json.dumps(meta, indent=1))
     tasks = [(str(corpus), str(out), clip, info["emotion"], seed) for clip, info in sorted(meta["clips"].items())
              if (corpus / "wav" / f"{clip}.wav").is_file() and not (out / "wav" / f"{clip}.wav").is_file()]
-    return len(_pool_map(_revoice_one, tasks, workers, "revoice", progress))
+    return len(pool_map(_revoice_one, tasks, workers, "revoice", progress))

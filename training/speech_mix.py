@@ -104,26 +104,32 @@ def warped_speech_set(source: Path, out: Path, copies: int = 1, limit: int = 0, 
                       held_out: tuple[str, ...] = HELD_OUT_SPEAKERS, progress: bool = True) -> list[dict]:
     """`copies` WORLD-warped copies (core of voice_warp.py) of the speech set at `source`, but for
     its held-out voices; at most `limit` source utterances when > 0."""
-    from tqdm import tqdm
-
     out = _prepare(out)
     records = [json.loads(line) for line in (Path(source) / "labels.jsonl").read_text().splitlines()]
     records = [r for r in records if r.get("speaker") not in held_out]
     if limit and len(records) > limit:
         records = records[:limit]
     tasks = [(str(source), str(out), r, c, seed) for c in range(copies) for r in records]
+    made = pool_map(_warp_one, tasks, workers, "voice warp", progress)
+    _write_labels(out, made)
+    return made
+
+
+def pool_map(function, tasks: list, workers: int, desc: str, progress: bool) -> list:
+    """`function` over `tasks` in order, in `workers` forked processes (1: here), with a progress bar."""
+    from tqdm import tqdm
+
     made = []
-    with tqdm(total=len(tasks), desc="voice warp", unit="utt", disable=not progress) as bar:
+    with tqdm(total=len(tasks), desc=desc, unit="clip", disable=not progress) as bar:
         if workers <= 1:
             for t in tasks:
-                made.append(_warp_one(t))
+                made.append(function(t))
                 bar.update()
         else:
             with multiprocessing.get_context("fork").Pool(workers) as pool:
-                for r in pool.imap(_warp_one, tasks, chunksize=8):
+                for r in pool.imap(function, tasks, chunksize=8):
                     made.append(r)
                     bar.update()
-    _write_labels(out, made)
     return made
 
 
