@@ -116,6 +116,16 @@ class TALKINGHEAD_PT_main(bpy.types.Panel):
                     col.label(text=line, icon="OUTLINER_OB_SPEAKER" if index == 0 else "BLANK1")
 
 
+class _SubPanel:
+    """Where the main panel's sub-panels live: under it in the sidebar's Talking Head tab, closed at first."""
+
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "Talking Head"
+    bl_parent_id = "TALKINGHEAD_PT_main"
+    bl_options = {"DEFAULT_CLOSED"}
+
+
 class TALKINGHEAD_UL_channels(bpy.types.UIList):
     """Channel mapping rows: an ARKit channel and the face's shape key it drives."""
 
@@ -129,14 +139,9 @@ class TALKINGHEAD_UL_channels(bpy.types.UIList):
             row.prop(item, "shape_key", text="")
 
 
-class TALKINGHEAD_PT_character(bpy.types.Panel):
+class TALKINGHEAD_PT_character(_SubPanel, bpy.types.Panel):
     bl_label = "Character"
     bl_idname = "TALKINGHEAD_PT_character"
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "Talking Head"
-    bl_parent_id = "TALKINGHEAD_PT_main"
-    bl_options = {"DEFAULT_CLOSED"}
 
     def draw(self, context) -> None:
         from ..core.face_rig import LANDMARK_NAMES
@@ -183,14 +188,9 @@ class TALKINGHEAD_UL_tuning_clips(bpy.types.UIList):
         row.prop(item, "mesh", text="", icon="MESH_DATA")
 
 
-class TALKINGHEAD_PT_tuning(bpy.types.Panel):
+class TALKINGHEAD_PT_tuning(_SubPanel, bpy.types.Panel):
     bl_label = "Personal Style"
     bl_idname = "TALKINGHEAD_PT_tuning"
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "Talking Head"
-    bl_parent_id = "TALKINGHEAD_PT_main"
-    bl_options = {"DEFAULT_CLOSED"}
 
     def draw(self, context) -> None:
         layout = self.layout
@@ -214,14 +214,9 @@ class TALKINGHEAD_PT_tuning(bpy.types.Panel):
             layout.operator("talking_head.tune_style", icon="FUND")
 
 
-class TALKINGHEAD_PT_export(bpy.types.Panel):
+class TALKINGHEAD_PT_export(_SubPanel, bpy.types.Panel):
     bl_label = "Bake & Export"
     bl_idname = "TALKINGHEAD_PT_export"
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "Talking Head"
-    bl_parent_id = "TALKINGHEAD_PT_main"
-    bl_options = {"DEFAULT_CLOSED"}
 
     def draw(self, context) -> None:
         col = self.layout.column(align=True)
@@ -229,16 +224,11 @@ class TALKINGHEAD_PT_export(bpy.types.Panel):
         col.operator("talking_head.export", text="Alembic...", icon="EXPORT").format = "ABC"
 
 
-class TALKINGHEAD_PT_emotion(bpy.types.Panel):
+class TALKINGHEAD_PT_emotion(_SubPanel, bpy.types.Panel):
     """The Face's emotion sliders (blender/emotion.py): animatable, sampled at each frame by Animate."""
 
     bl_label = "Emotion"
     bl_idname = "TALKINGHEAD_PT_emotion"
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "Talking Head"
-    bl_parent_id = "TALKINGHEAD_PT_main"
-    bl_options = {"DEFAULT_CLOSED"}
 
     def draw(self, context) -> None:
         from ..blender import emotion

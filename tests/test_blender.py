@@ -111,6 +111,10 @@ def test_register_and_unregister():
     talking_head.register()
     assert hasattr(bpy.types.Scene, "talking_head")
     assert hasattr(bpy.types, "TALKINGHEAD_PT_main") and bpy.types.TALKINGHEAD_PT_main.bl_category == "Talking Head"
+    for name in ("character", "tuning", "export", "emotion"):  # sub-panels, under the main one, closed at first
+        panel = getattr(bpy.types, f"TALKINGHEAD_PT_{name}")
+        assert (panel.bl_parent_id, panel.bl_category, panel.bl_space_type, panel.bl_region_type) == (
+            "TALKINGHEAD_PT_main", "Talking Head", "VIEW_3D", "UI") and panel.bl_options == {"DEFAULT_CLOSED"}
     assert bpy.ops.talking_head.animate.poll() in (True, False)
     talking_head.unregister()
     assert not hasattr(bpy.types.Scene, "talking_head")
