@@ -87,11 +87,9 @@ def _run_speech(args: argparse.Namespace) -> int:
 
 
 def _run_emotion_voices(args: argparse.Namespace) -> int:
-    from ..training.corpus.build import CorpusError
     from ..training.emotion_voices import emotional_speech_set
 
-    if not (args.speech / "labels.jsonl").is_file():
-        raise CorpusError(f"{args.speech} is not a speech set (no labels.jsonl)")
+    _require_speech_set(args.speech)
     records = emotional_speech_set(args.speech, args.out, args.seed, args.workers, assign_emotions=args.assign_emotions)
     print(f"wrote {len(records)} utterances to {args.out}")
     return 0
@@ -115,11 +113,17 @@ def _run_mix(args: argparse.Namespace) -> int:
     from ..training.speech_mix import mix_speech_sets
 
     for folder in args.sets:
-        if not (folder / "labels.jsonl").is_file():
-            raise CorpusError(f"{folder} is not a speech set (no labels.jsonl)")
+        _require_speech_set(folder)
     try:
         count = mix_speech_sets(args.sets, args.out)
     except ValueError as exc:
         raise CorpusError(str(exc)) from None
     print(f"wrote {args.out}: {count} utterances from {len(args.sets)} speech sets (files linked)")
     return 0
+
+
+def _require_speech_set(folder: Path) -> None:
+    from ..training.corpus.build import CorpusError
+
+    if not (folder / "labels.jsonl").is_file():
+        raise CorpusError(f"{folder} is not a speech set (no labels.jsonl)")

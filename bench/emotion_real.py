@@ -94,22 +94,20 @@ def classify(encoder, items: list[tuple[object, str]], labels: list[str], allowe
     return {**scores(confusion), "labels": names, "confusion": confusion.tolist()}
 
 
-def speech_set_items(speech: Path, limit: int) -> list[tuple[Path, str, dict]]:
-    from talking_head.training.encoder_training import HELD_OUT_SPEAKERS
+def speech_set_items(speech: Path, limit: int) -> list:
+    """The held-out voices' utterances (training/encoder_training.py `Utterance`), at most `limit`."""
+    from talking_head.training.encoder_training import read_speech_set, split
 
-    records = [json.loads(line) for line in (Path(speech) / "labels.jsonl").read_text().splitlines()]
-    held = [r for r in records if r.get("speaker") in HELD_OUT_SPEAKERS][:limit]
-    return [(Path(speech) / "wav" / f"{r['id']}.wav", r["emotion"], r) for r in held]
+    return split(read_speech_set(speech))[1][:limit]
 
 
-def with_emotion_voice(path_and_record) -> np.ndarray:
+def with_emotion_voice(utterance) -> np.ndarray:
     """The utterance with audible emotion for its label, seeded by its id (as training makes them)."""
     from talking_head.core.audio import load_audio
     from talking_head.training.corpus.emotion_voice import draw, emotional_voice
 
-    path, record = path_and_record
-    rng = np.random.default_rng([int(record["id"]) if str(record["id"]).isdigit() else 0, 17])
-    return emotional_voice(load_audio(path), draw(record["emotion"], rng), float(record.get("intensity", 1.0)), rng)
+    rng = np.random.default_rng([int(utterance.id) if utterance.id.isdigit() else 0, 17])
+    return emotional_voice(load_audio(utterance.wav), draw(utterance.emotion, rng), utterance.intensity, rng)
 
 
 def corpus_items(data: Path) -> list[tuple[Path, str]]:
@@ -166,8 +164,8 @@ def main() -> int:
         print(f"no EmoDB: {EMODB.name}/labels.csv missing next to the repository; skipped", file=sys.stderr)
     if args.speech:
         items = speech_set_items(args.speech, args.clips)
-        report["held-out voices"] = classify(encoder, [(p, e) for p, e, _ in items], labels)
-        report["held-out voices, audible emotion"] = classify(encoder, [((p, r), e) for p, e, r in items], labels, load=with_emotion_voice)
+        report["held-out voices"] = classify(encoder, [(u.wav, u.emotion) for u in items], labels)
+        report["held-out voices, audible emotion"] = classify(encoder, [(u, u.emotion) for u in items], labels, load=with_emotion_voice)
     if args.data:
         report["corpus unseen subjects"] = classify(encoder, corpus_items(args.data), labels)
     report["demo sample"] = demo_passages(encoder, labels)

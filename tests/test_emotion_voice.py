@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from talking_head.training.corpus.emotion_voice import IDENTITY, PROFILES, draw, emotional_voice, scaled
+from talking_head.training.corpus.emotion_voice import IDENTITY, PROFILES, draw, emotional_voice
 from talking_head.training.corpus.emotions import EMOTIONS
 from talking_head.training.emotion_voices import emotional_speech_set, revoice_corpus
 
@@ -56,13 +56,6 @@ def test_every_emotion_has_a_voice_and_draws_stay_near_it():
     assert max(abs(n.pitch_st) for n in neutral) <= 1 and max(abs(n.tilt_db) for n in neutral) <= 0.8
     with pytest.raises(ValueError, match="disgust"):
         draw("disgust", rng)
-
-
-def test_scaling_to_zero_is_the_identity():
-    assert scaled(PROFILES["happy"], 0.0) == IDENTITY
-    assert scaled(PROFILES["happy"], 1.0) == PROFILES["happy"]
-    half = scaled(PROFILES["sad"], 0.5)
-    assert half.pitch_st == pytest.approx(-1.0) and half.pitch_range == pytest.approx(np.sqrt(0.5))
 
 
 def test_anger_is_higher_and_brighter_sadness_lower_and_darker(spoken):

@@ -15,12 +15,12 @@ never tells emotional speech from neutral speech.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from ...core.audio import SAMPLE_RATE
-from .voice_warp import FRAME_MS, Warp, _along_time, _pyworld
+from .voice_warp import Warp, analyse, match_level, retime, synthesise, warp_envelope
 
 
 @dataclass(frozen=True)
@@ -86,14 +86,6 @@ def draw(emotion: str, rng: np.random.Generator, spread: float = 0.35) -> Emotio
     return EmotionVoice(**values)
 
 
-def scaled(voice: EmotionVoice, intensity: float) -> EmotionVoice:
-    """The same cues at a fraction of their strength (0: unchanged)."""
-    values = {}
-    for name, value in asdict(voice).items():
-        values[name] = float(np.exp(np.log(value) * intensity)) if name in _MULTIPLICATIVE else value * intensity
-    return replace(voice, **values)
-
-
 def _per_frame(intensity: float | np.ndarray, frames: int) -> np.ndarray:
     """Intensity at each WORLD frame: a constant, or a track spread over the clip (any rate)."""
     track = np.atleast_1d(np.asarray(intensity, np.float64))
@@ -109,13 +101,8 @@ def emotional_voice(samples: np.ndarray, voice: EmotionVoice, intensity: float |
     rate unless `keep_timing` (corpus takes, whose faces are aligned to the audio). `speaker`
     (formant, pitch and pitch range of a voice_warp.Warp; its rate and gain are ignored) makes
     another voice in the same pass, so emotions are heard on more vocal tracts than the corpus has."""
-    pw = _pyworld()
     rng = rng or np.random.default_rng(0)
-    x = np.ascontiguousarray(samples, np.float64)
-    f0, times = pw.dio(x, SAMPLE_RATE, frame_period=FRAME_MS)
-    f0 = pw.stonemask(x, f0, times, SAMPLE_RATE)
-    envelope = pw.cheaptrick(x, f0, times, SAMPLE_RATE)
-    aperiodicity = pw.d4c(x, f0, times, SAMPLE_RATE)
+    x, f0, envelope, aperiodicity = analyse(samples)
     weight = _per_frame(intensity, len(f0))
     voiced = f0 > 0
     if voiced.any():
@@ -138,25 +125,15 @@ def emotional_voice(samples: np.ndarray, voice: EmotionVoice, intensity: float |
     tilt = np.clip(weight[:, None] * voice.tilt_db * octaves[None, :], -15, 15)
     envelope = envelope * 10 ** (tilt / 10)
     if voice.formant != 1.0 or speaker is not None:
-        bins = np.arange(envelope.shape[1], dtype=np.float64)
-        factors = np.exp(np.log(voice.formant) * weight) * (speaker.formant if speaker is not None else 1.0)
-        envelope = np.stack([np.interp(np.clip(bins / f, 0, bins[-1]), bins, frame) for f, frame in zip(factors, envelope)])
+        envelope = warp_envelope(envelope, np.exp(np.log(voice.formant) * weight) * (speaker.formant if speaker is not None else 1.0))
     high = np.clip((frequency - 1000.0) / 2000.0, 0, 1)[None, :]
     aperiodicity = aperiodicity + (1 - aperiodicity) * np.clip(voice.breath * weight, 0, 1)[:, None] * high
     aperiodicity = aperiodicity * (1 - np.clip(voice.press * weight, 0, 0.9))[:, None]
     aperiodicity = np.clip(aperiodicity, 1e-3, 1.0)
     length = len(samples)
     if not keep_timing and voice.rate != 1.0:
-        position = np.linspace(0, len(f0) - 1, max(2, int(round(len(f0) / voice.rate))))
-        f0 = np.where(voiced[np.rint(position).astype(int)], _along_time(f0, position), 0.0)
-        envelope, aperiodicity = _along_time(envelope, position), _along_time(aperiodicity, position)
-        weight = _along_time(weight, position)
+        f0, (envelope, aperiodicity, weight) = retime(f0, voiced, [envelope, aperiodicity, weight], voice.rate)
         length = int(round(len(samples) / voice.rate))
-    y = pw.synthesize(np.ascontiguousarray(f0), np.ascontiguousarray(envelope), np.ascontiguousarray(aperiodicity), SAMPLE_RATE, FRAME_MS)
+    y = synthesise(f0, envelope, aperiodicity)
     y = np.pad(y, (0, max(0, length - len(y))))[:length]
-    gain = 10 ** (voice.gain_db * float(weight.mean()) / 20)
-    y *= gain * (np.abs(x).max() / (np.abs(y).max() + 1e-9))
-    peak = np.abs(y).max()
-    if peak > 0.99:
-        y *= 0.99 / peak
-    return y.astype(np.float32)
+    return match_level(y, x, voice.gain_db * float(weight.mean()))

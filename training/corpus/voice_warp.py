@@ -48,21 +48,48 @@ def _pyworld():
     return pyworld
 
 
-def warp_envelope(envelope: np.ndarray, factor: float) -> np.ndarray:
-    """(T, F) spectral envelope, warped along frequency: out(f) = in(f / factor), edges held."""
+def warp_envelope(envelope: np.ndarray, factor: float | np.ndarray) -> np.ndarray:
+    """(T, F) spectral envelope, warped along frequency: out(f) = in(f / factor), edges held;
+    `factor` one for the clip or one per frame."""
     bins = np.arange(envelope.shape[1], dtype=np.float64)
-    source = np.clip(bins / factor, 0, envelope.shape[1] - 1)
-    return np.stack([np.interp(source, bins, frame) for frame in envelope])
+    factors = np.broadcast_to(np.asarray(factor, np.float64), (len(envelope),))
+    return np.stack([np.interp(np.clip(bins / f, 0, envelope.shape[1] - 1), bins, frame) for f, frame in zip(factors, envelope)])
 
 
-def warp_voice(samples: np.ndarray, warp: Warp) -> np.ndarray:
-    """16 kHz samples -> the same words in a different voice, len(samples) / warp.rate long."""
+def analyse(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """WORLD analysis at FRAME_MS: (samples as float64, f0 (T,), envelope (T, F), aperiodicity (T, F))."""
     pw = _pyworld()
     x = np.ascontiguousarray(samples, np.float64)
     f0, times = pw.dio(x, SAMPLE_RATE, frame_period=FRAME_MS)
     f0 = pw.stonemask(x, f0, times, SAMPLE_RATE)
-    envelope = pw.cheaptrick(x, f0, times, SAMPLE_RATE)
-    aperiodicity = pw.d4c(x, f0, times, SAMPLE_RATE)
+    return x, f0, pw.cheaptrick(x, f0, times, SAMPLE_RATE), pw.d4c(x, f0, times, SAMPLE_RATE)
+
+
+def retime(f0: np.ndarray, voiced: np.ndarray, tracks: list[np.ndarray], rate: float) -> tuple[np.ndarray, list[np.ndarray]]:
+    """f0 and other (T, ...) parameter tracks resampled in time for speech `rate` times as fast:
+    the phones keep their order, scaled; a frame stays unvoiced where its nearest source was."""
+    position = np.linspace(0, len(f0) - 1, max(2, int(round(len(f0) / rate))))
+    f0 = np.where(voiced[np.rint(position).astype(int)], _along_time(f0, position), 0.0)
+    return f0, [_along_time(track, position) for track in tracks]
+
+
+def synthesise(f0: np.ndarray, envelope: np.ndarray, aperiodicity: np.ndarray) -> np.ndarray:
+    pw = _pyworld()
+    return pw.synthesize(np.ascontiguousarray(f0), np.ascontiguousarray(envelope), np.ascontiguousarray(aperiodicity), SAMPLE_RATE, FRAME_MS)
+
+
+def match_level(y: np.ndarray, reference: np.ndarray, gain_db: float) -> np.ndarray:
+    """`y` at the peak level of `reference` plus `gain_db`, never above 0.99; float32."""
+    y = y * (10 ** (gain_db / 20) * (np.abs(reference).max() / (np.abs(y).max() + 1e-9)))
+    peak = np.abs(y).max()
+    if peak > 0.99:
+        y *= 0.99 / peak
+    return y.astype(np.float32)
+
+
+def warp_voice(samples: np.ndarray, warp: Warp) -> np.ndarray:
+    """16 kHz samples -> the same words in a different voice, len(samples) / warp.rate long."""
+    x, f0, envelope, aperiodicity = analyse(samples)
     voiced = f0 > 0
     if voiced.any():
         centre = np.median(np.log(f0[voiced]))
@@ -70,17 +97,10 @@ def warp_voice(samples: np.ndarray, warp: Warp) -> np.ndarray:
         f0 = f0.copy()
         f0[voiced] = np.clip(np.exp(log_f0), 50.0, 600.0)
     envelope = warp_envelope(envelope, warp.formant)
-    if warp.rate != 1.0:  # resample the parameter tracks in time: the phones keep their order, scaled
-        position = np.linspace(0, len(f0) - 1, max(2, int(round(len(f0) / warp.rate))))
-        f0 = np.where(voiced[np.rint(position).astype(int)], _along_time(f0, position), 0.0)
-        envelope, aperiodicity = _along_time(envelope, position), _along_time(aperiodicity, position)
-    y = pw.synthesize(np.ascontiguousarray(f0), np.ascontiguousarray(envelope), np.ascontiguousarray(aperiodicity), SAMPLE_RATE, FRAME_MS)
-    y = y[: int(round(len(samples) / warp.rate))]
-    y *= 10 ** (warp.gain_db / 20) * (np.abs(x).max() / (np.abs(y).max() + 1e-9))
-    peak = np.abs(y).max()
-    if peak > 0.99:
-        y *= 0.99 / peak
-    return y.astype(np.float32)
+    if warp.rate != 1.0:
+        f0, (envelope, aperiodicity) = retime(f0, voiced, [envelope, aperiodicity], warp.rate)
+    y = synthesise(f0, envelope, aperiodicity)[: int(round(len(samples) / warp.rate))]
+    return match_level(y, x, warp.gain_db)
 
 
 def _along_time(track: np.ndarray, position: np.ndarray) -> np.ndarray:
