@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     emotions.add_argument("bundle", type=Path, help="bundle folder (emotion_prototypes.safetensors is written into it)")
     emotions.add_argument("--speech", required=True, type=Path, help="speech set (labels.jsonl, wav/ID.wav) from `talking-head corpus speech`")
     emotions.set_defaults(run=_run_bundle_emotions)
-    phones = kinds.add_parser("phones", help="phone prototypes from a labelled speech set, for animate --transcript")
+    phones = kinds.add_parser("phones", help="phone prototypes and a phone classifier from a labelled speech set, for animate --transcript and --recognise")
     phones.add_argument("bundle", type=Path, help="bundle folder (phone_prototypes.safetensors is written into it)")
     phones.add_argument("--speech", required=True, type=Path, help="speech set (labels.jsonl, wav/ID.wav, phones/ID.json) from `talking-head corpus speech`")
     phones.add_argument("--limit", type=int, default=0, help="at most this many utterances (0: all but the held-out voices)")
@@ -171,7 +171,8 @@ def _run_bundle_phones(args: argparse.Namespace) -> int:
     from ..training.phone_prototypes import write_phone_prototypes
 
     protos = write_phone_prototypes(args.bundle, args.speech, limit=args.limit)
-    print(f"wrote {args.bundle / 'phone_prototypes.safetensors'}: {len(protos.phones)} phones from {int(protos.counts.sum())} encoder steps")
+    print(f"wrote {args.bundle / 'phone_prototypes.safetensors'}: {len(protos.phones)} phones from {int(protos.counts.sum())} encoder steps, "
+          "and a phone classifier of those steps (for animate --recognise)")
     return 0
 
 
@@ -234,7 +235,10 @@ def _run_animate_many(args: argparse.Namespace) -> int:
                                         progress=bar, samples=samples)
         out = targets[file]
         earlier = FrameFiles.of(out, form).existing() if kind == "folder" else []
-        return _write_take(animation, animator, out, kind, form, earlier, args.stages)
+        line = _write_take(animation, animator, out, kind, form, earlier, args.stages)
+        if animator.recognise_problem:  # this file's, said with it rather than once at the end
+            line, animator.recognise_problem = f"{line} (note: {animator.recognise_problem})", ""
+        return line
 
     code = batch.run_each(files, animate_one, "animated", args.out)
     say_notes(animator)
@@ -259,6 +263,7 @@ def _animate_task(args: argparse.Namespace, audio: Path | str):
         emotion=emotion_cli.direction(args, args.bundle),
         transcript=speech_options.transcript_for(args, audio) if audio else "",
         rest_in_pauses=not args.no_pause_rest,
+        recognise=args.recognise,
     )
 
 

@@ -6,8 +6,8 @@ import sys
 
 
 def say_notes(animator) -> None:
-    """What the takes lack (blinks and gaze, rest in pauses) and an untrained bundle."""
-    for problem in (animator.eyes_problem, animator.pauses_problem):
+    """What the takes lack (blinks and gaze, rest in pauses, recognised words) and an untrained bundle."""
+    for problem in (animator.eyes_problem, animator.pauses_problem, animator.recognise_problem):
         if problem:
             print(f"note: {problem}", file=sys.stderr)
     if not animator.bundle.config.trained:

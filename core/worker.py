@@ -130,7 +130,8 @@ def run_task(task: Task, cache: AnimatorCache | None = None) -> dict:
         "frames": animation.n_frames,
         "trained": bool(bundle.config.trained),
         "note": "; ".join(n for n in (animator.eyes_problem if task.blinks and animation.blink_weights is None else "",
-                                      animator.pauses_problem if task.rest_in_pauses else "") if n),
+                                      animator.pauses_problem if task.rest_in_pauses else "",
+                                      animator.recognise_problem if task.recognise and not task.transcript else "") if n),
         **(cache.report() if cache is not None else {"loaded": True, "loads": 1}),
     }
 

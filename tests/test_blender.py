@@ -256,6 +256,15 @@ def test_cancel_leaves_the_scene_unchanged(addon, data, small_result):
     assert_user_data_intact(head, user)
 
 
+def test_transcript_recognise_and_pause_switches_reach_the_task(addon, data):
+    scene = addon
+    settings = setup_scene(scene, data["small"], data["clip"])
+    assert session.prepare(scene, settings).task.recognise is False  # off unless asked: it costs time
+    settings.recognise, settings.rest_in_pauses, settings.transcript = True, False, "zero one"
+    task = session.prepare(scene, settings).task
+    assert task.recognise is True and task.rest_in_pauses is False and task.transcript == "zero one"
+
+
 def test_packed_sound_is_written_for_the_worker_and_removed_with_it(addon, data):
     scene = addon
     settings = setup_scene(scene, data["small"], data["clip"])

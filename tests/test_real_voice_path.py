@@ -11,7 +11,7 @@ import pytest
 import soundfile
 import torch
 
-from talking_head.core.alignment import TranscriptError, align, read_transcript, words_of
+from talking_head.core.alignment import TranscriptError, align, read_transcript, recognise, recognised_phones, words_of
 from talking_head.core.phone_features import PhonePrototypes
 from talking_head.core import pauses
 from talking_head.training.corpus.voice_warp import Warp, warp_envelope, warp_phones, warp_voice
@@ -25,9 +25,12 @@ DEMO = ROOT / "weights" / "demo"
 SENTENCE = "The old man pushed a measure of sugar"
 
 
-def _protos(dim: int = 4) -> PhonePrototypes:
+def _protos(dim: int = 4, classifier: bool = False) -> PhonePrototypes:
     phones = ["aa", "ah", "m", "pau"]
-    return PhonePrototypes(phones, np.arange(len(phones) * dim, dtype=np.float32).reshape(len(phones), dim), np.ones(len(phones), np.int64))
+    vectors = np.arange(len(phones) * dim, dtype=np.float32).reshape(len(phones), dim)
+    # a classifier that reads the phone from which of the first four dimensions is largest
+    weights = (5.0 * np.eye(len(phones), dim, dtype=np.float32), np.zeros(len(phones), np.float32)) if classifier else None
+    return PhonePrototypes(phones, vectors, np.ones(len(phones), np.int64), classifier=weights)
 
 
 # ---- phone prototypes ----
@@ -62,6 +65,48 @@ def test_prototypes_round_trip_and_refuse_a_wrong_width(tmp_path):
         load_for_bundle(tmp_path, 6)
 
 
+def test_blend_weighs_the_classifier_against_recognised_phones():
+    p = _protos(6, classifier=True)
+    states = torch.zeros(1, 3, 6)
+    states[0, :, 0] = 1.0  # the classifier hears `aa` at every step
+    rows = np.array([p.index["aa"], p.index["m"], p.index["m"]])
+    alone = p.blend(states, rows, weight=0.0, smooth=0)[0]  # the classifier's posterior-weighted prototypes
+    agreed, hint = p.blend(states, rows, smooth=0)[0], p.blend(states, rows, weight=20.0, smooth=0)[0]
+    aa, m = (torch.from_numpy(p.vectors[p.index[n]]) for n in ("aa", "m"))
+    assert torch.allclose(alone[0], alone[1])  # the recognised phones weigh nothing at weight 0
+    assert (agreed[0] - aa).norm() < (alone[0] - aa).norm()  # both say `aa`: closer to its prototype
+    assert (agreed[1] - m).norm() < (alone[1] - m).norm()  # they disagree: pulled towards the recognised `m`
+    assert torch.allclose(hint[1], m, atol=1e-3)  # a large weight: the recognised phone alone
+    with pytest.raises(Exception, match="no phone classifier"):
+        _protos(6).blend(states, rows)
+
+
+def test_classifier_round_trips_and_is_refused_misshapen(tmp_path):
+    from talking_head.core.errors import BundleError
+    from talking_head.core.phone_features import FILE, load_for_bundle
+
+    _protos(6, classifier=True).save(tmp_path / FILE)
+    loaded = load_for_bundle(tmp_path, 6)
+    assert loaded.classifier is not None and np.array_equal(loaded.classifier[0], _protos(6, classifier=True).classifier[0])
+    bad = _protos(6, classifier=True)
+    bad.classifier = (bad.classifier[0][:, :5], bad.classifier[1])
+    bad.save(tmp_path / FILE)
+    with pytest.raises(BundleError, match="phone classifier of shape"):
+        load_for_bundle(tmp_path, 6)
+
+
+def test_fitted_phone_classifier_separates_phones():
+    from talking_head.training.phone_prototypes import fit_phone_classifier
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(3, 8)) * 3 + 10  # far from the origin: the folded-in standardisation matters
+    y = rng.integers(0, 3, 600)
+    x = (centres[y] + rng.normal(size=(600, 8))).astype(np.float32)
+    w, b = fit_phone_classifier(x, y, 3)
+    assert w.shape == (3, 8) and b.shape == (3,)
+    assert ((x @ w.T + b).argmax(-1) == y).mean() > 0.95
+
+
 def test_demo_bundle_ships_prototypes_of_its_encoder():
     from talking_head.core.bundle_info import read_bundle_info
     from talking_head.core.phone_features import load_for_bundle
@@ -69,6 +114,7 @@ def test_demo_bundle_ships_prototypes_of_its_encoder():
     protos = load_for_bundle(DEMO, read_bundle_info(DEMO).config.context_dim)
     assert protos is not None and "pau" in protos.phones and len(protos.phones) >= 39
     assert protos.counts.min() > 100  # each a mean over many steps
+    assert protos.classifier is not None  # animate --recognise needs it
 
 
 # ---- transcripts ----
@@ -184,6 +230,54 @@ def test_transcript_path_reads_prototypes_and_moves_the_lips(demo_animator, spok
     assert np.abs(take.emotional - demo_animator.bundle.template.vertices).max() > 1e-3  # it speaks
 
 
+def test_recognised_words_are_weighed_in(demo_animator, spoken):
+    samples, _ = spoken
+    words = recognise(samples)
+    assert words_of(words)  # a clear synthetic sentence: some words are recognised, right or not
+    phones, heard = recognised_phones(samples)
+    assert phones is not None and heard == words and any(p[0] != "SIL" for p in phones)
+    take = demo_animator.animate(samples, seed=0, with_head=False, recognise=True)
+    plain = demo_animator.animate(samples, seed=0, with_head=False)
+    assert demo_animator.recognise_problem == ""  # the plain take, after, clears it too
+    assert take.n_frames == plain.n_frames and not np.allclose(take.emotional, plain.emotional)
+    assert np.abs(take.emotional - demo_animator.bundle.template.vertices).max() > 1e-3
+    with_text = demo_animator.animate(samples, seed=0, with_head=False, transcript=SENTENCE, recognise=True)
+    assert np.array_equal(with_text.emotional, demo_animator.animate(samples, seed=0, with_head=False, transcript=SENTENCE).emotional)
+
+
+def test_words_heard_in_silence_are_dropped(demo_animator, monkeypatch):
+    import talking_head.core.pipeline as pipeline
+
+    silence = np.zeros(16000, np.float32)  # pocketsphinx "recognises" a word in this
+    take = demo_animator.animate(silence, seed=0, with_head=False, recognise=True)
+    assert "no speech was heard" in demo_animator.recognise_problem
+    assert np.array_equal(take.emotional, demo_animator.animate(silence, seed=0, with_head=False).emotional)
+    monkeypatch.setattr(pipeline, "recognised_phones", lambda samples: (None, "no words were recognised"))
+    demo_animator.animate(silence, seed=0, with_head=False, recognise=True)
+    assert demo_animator.recognise_problem.startswith("no words were recognised: Gn read the content encoder alone")
+
+
+def test_phones_within_speech_segments():
+    phones = [("SIL", 0.0, 0.5), ("D", 0.5, 0.6), ("AO", 0.6, 0.9), ("G", 2.0, 2.1)]
+    assert pauses.phones_within(phones, [(0.4, 1.0)]) == phones[1:3]
+    assert pauses.phones_within(phones, []) == []
+
+
+def test_recognise_refuses_prototypes_without_a_classifier(tmp_path, spoken):
+    import shutil
+
+    from talking_head.core.phone_features import FILE, PhonePrototypes
+    from talking_head.core.pipeline import load_animator
+
+    bundle = tmp_path / "old"
+    shutil.copytree(DEMO, bundle)
+    old = PhonePrototypes.load(bundle / FILE)
+    old.classifier = None  # as `bundle phones` made them before the classifier
+    old.save(bundle / FILE)
+    with pytest.raises(TranscriptError, match="no phone classifier.*bundle phones"):
+        load_animator(bundle, "cpu", "fp32").animate(spoken[0], seed=0, with_head=False, recognise=True)
+
+
 def test_cli_transcript_errors_are_one_line(tmp_path, capsys, spoken):
     samples, _ = spoken
     wav = tmp_path / "line.wav"
@@ -201,10 +295,11 @@ def test_cli_transcript_errors_are_one_line(tmp_path, capsys, spoken):
 def test_task_carries_transcript_and_pause_switch():
     from talking_head.core.tasks import AnimateTask, task_from_json
 
-    task = AnimateTask(audio="a.wav", bundle="b", transcript="zero one", rest_in_pauses=False)
+    task = AnimateTask(audio="a.wav", bundle="b", transcript="zero one", rest_in_pauses=False, recognise=True)
     back = task_from_json(json.loads(json.dumps(task.to_json())))
-    assert back.transcript == "zero one" and back.rest_in_pauses is False
+    assert back.transcript == "zero one" and back.rest_in_pauses is False and back.recognise is True
     assert AnimateTask(audio="a.wav", bundle="b").rest_in_pauses is True
+    assert AnimateTask(audio="a.wav", bundle="b").recognise is False
 
 
 # ---- voice warp and speech sets ----

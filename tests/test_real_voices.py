@@ -76,3 +76,22 @@ def test_lip_opening_is_averaged_per_phone_class(bench):
     assert out["closed"] == {"mean": pytest.approx(0.015), "frames": 2}
     assert out["open"]["mean"] == pytest.approx(0.09)
     assert out["none"] == {"mean": None, "frames": 0}
+
+
+def test_hts_labels_read_plain_and_full_context(bench, tmp_path):
+    (tmp_path / "a.wav").write_bytes(b"")
+    (tmp_path / "a_phone.lab").write_text("0 1300000 x^x-sil+hh=iy@x_x/A:0\n1300000 2050000 x^sil-hh+iy=t@1_2/A:0\n")
+    (tmp_path / "b.wav").write_bytes(b"")
+    (tmp_path / "b.lab").write_text("0 5000000 pau\n5000000 6000000 m\n")
+    (tmp_path / "c.wav").write_bytes(b"")  # no labels: left out
+    items = bench.labelled_items(tmp_path)
+    assert [i[0].name for i in items] == ["a.wav", "b.wav"]
+    assert items[0][1] == [("sil", 0.0, 0.13), ("hh", 0.13, 0.205)] and items[1][1][1] == ("m", 0.5, 0.6)
+    assert bench.labelled_items(None) == []
+
+
+def test_viseme_scores_point_the_way_each_class_asks(bench):
+    assert bench.viseme_score("bilabial p b m", 0.01, 0.0) > bench.viseme_score("bilabial p b m", 0.02, 0.0)  # more closed, better
+    assert bench.viseme_score("open vowels", 0.06, 0.0) > bench.viseme_score("open vowels", 0.03, 0.0)
+    assert bench.viseme_score("rounded vowels", 0.05, 0.004) > bench.viseme_score("rounded vowels", 0.05, 0.001)  # narrower, better
+    assert bench.viseme_score("bilabial p b m", None, None) is None
