@@ -1,5 +1,5 @@
-"""`python -m talking_head` runs the command line."""
+"""`python -m talking_head` runs the command line, as the `talking-head` script does."""
 
-from .app.cli import main
+from .app.cli import run
 
-raise SystemExit(main())
+run()

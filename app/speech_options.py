@@ -10,7 +10,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(pocketsphinx, English) times each phone and Gn reads the bundle's phone prototypes (`bundle phones`); "
                         "with several inputs, NAME.txt beside each sound file is used when this is the word 'beside'")
     parser.add_argument("--recognise", action="store_true", help="where no transcript is given: recognise the words (pocketsphinx, "
-                        "English, about a quarter of the clip's length on 2 CPU cores) and weigh their phones against what the content "
+                        "English, about a third of the clip's length more on 2 CPU cores) and weigh their phones against what the content "
                         "encoder hears; helps real voices (bundle phones must have built a phone classifier)")
     parser.add_argument("--no-pause-rest", action="store_true", help="leave the mouth as the model made it in pauses (by default the "
                         "channels that open it are faded out where silero-vad, or the transcript, hears no speech)")

@@ -157,7 +157,7 @@ class TalkingHeadSettings(bpy.types.PropertyGroup):
     recognise: BoolProperty(
         name="Recognise words", default=False,
         description="Without a transcript: recognise the words (English, pocketsphinx) and weigh their phones into what the lips "
-        "follow; helps real voices, costs about a quarter of the strip's length on 2 CPU cores",
+        "follow; helps real voices, costs about a third of the strip's length more to wait on 2 CPU cores",
     )
     seed: IntProperty(name="Seed", default=0, min=0, description="Head-motion, blink and gaze variation: same seed, same motion")
     device: EnumProperty(

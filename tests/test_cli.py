@@ -52,6 +52,22 @@ def test_animate_writes_the_take_and_stages_on_request(tmp_path, tiny_bundle_dir
     assert out.stat().st_size < staged.stat().st_size / 2.5
 
 
+def test_console_script_exits_quickly_after_a_complete_take(tmp_path, tiny_bundle_dir, clip_3s):
+    """`run` (the console script) ends `animate` with os._exit: the take must be whole, the
+    lines printed, the exit code kept; other commands exit as usual."""
+    script = "import sys; sys.argv[0] = 'talking-head'; from talking_head.app.cli import run; run()"
+    out = tmp_path / "take.npz"
+    done = subprocess.run([sys.executable, "-c", script, "animate", str(clip_3s), "--bundle", str(tiny_bundle_dir), "--out", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and f"to {out}" in done.stdout
+    assert Animation.load_npz(out).n_frames == 75
+    bad = subprocess.run([sys.executable, "-c", script, "animate", str(tmp_path / "missing.wav"), "--bundle", str(tiny_bundle_dir),
+                          "--out", str(tmp_path / "b.npz")], capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "missing.wav" in bad.stderr
+    other = subprocess.run([sys.executable, "-c", script, "bundle", "info", str(tmp_path / "nothing")], capture_output=True, text=True, timeout=300)
+    assert other.returncode != 0  # usual exit, code kept
+
+
 def test_animate_writes_meshes_per_frame(tmp_path, tiny_bundle_dir, clip_3s):
     assert run_cli("animate", clip_3s, "--bundle", tiny_bundle_dir, "--out", tmp_path / "take.ply") == 0
     files = sorted(tmp_path.glob("take_*.ply"))
