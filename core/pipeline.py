@@ -121,7 +121,8 @@ class Animator:
         p*, shape (d,)) is given, Ge's person embedding. Same seed, same head motion. `blinks`:
         add core/eyes.py's blinks and gaze (seeded by `seed` too; `animate_task` asks for them).
         `transcript`: the words spoken; Gn reads the phone prototypes of their forced alignment
-        (see `features`). `recognise` (without a transcript): recognise the words (pocketsphinx,
+        (see `features`); with phone timings (a transcript or recognised words) the lips also meet
+        on p, b and m (core/pauses.py `closure_weights`). `recognise` (without a transcript): recognise the words (pocketsphinx,
         English) and weigh their phones against the encoder's (see `features`); when none are
         recognised the encoder alone is read and `recognise_problem` says so. `rest_in_pauses`: the ARKit channels that open the mouth are faded out
         where no speech is heard (core/pauses.py; the alignment's silences with a transcript, else
@@ -173,10 +174,13 @@ class Animator:
         else:
             emotional = motion.emotional[0].float().cpu().numpy().reshape(shape)
             emotional += template
-        if rest_in_pauses:
-            weight = self.speech_weights(samples, len(emotional), phones)
-            if weight is not None:
-                pauses.to_rest(emotional, template, weight, self.arkit_solver())
+        weight = self.speech_weights(samples, len(emotional), phones) if rest_in_pauses else None
+        known = phones if phones is not None else recognised  # phone timings, when a transcript or recognition gave them
+        if known is not None and self.arkit_solver() is not None:  # the lips meet on p, b, m
+            closure = pauses.closure_weights(known, len(emotional), cfg.fps)
+            weight = closure if weight is None else np.minimum(weight, closure)
+        if weight is not None:
+            pauses.to_rest(emotional, template, weight, self.arkit_solver())
         # Blinks and gaze go on Ge's faces, before head motion and the ARKit solve: every output has them.
         eyes = self.eye_motion(samples, len(emotional), seed) if blinks else None
         if eyes is not None:

@@ -278,6 +278,28 @@ def test_recognise_refuses_prototypes_without_a_classifier(tmp_path, spoken):
         load_animator(bundle, "cpu", "fp32").animate(spoken[0], seed=0, with_head=False, recognise=True)
 
 
+def test_closure_weights_shut_the_lips_on_bilabials():
+    w = pauses.closure_weights([("SIL", 0.0, 0.2), ("M", 0.2, 0.3), ("AA1", 0.3, 0.6), ("B", 0.6, 0.64)], steps=20, steps_per_s=25)
+    centres = (np.arange(20) + 0.5) / 25
+    assert (w[(centres > 0.2) & (centres < 0.3)] == 0).all() and w[np.argmin(abs(centres - 0.62))] == 0
+    assert 0 < w[np.argmin(abs(centres - 0.18))] < 1  # eased in before the m
+    assert (w[centres > 0.7] == 1).all() and w[np.argmin(abs(centres - 0.42))] == 1  # the vowel keeps its opening
+
+
+def test_known_phones_close_the_lips_on_p_b_m(demo_animator, spoken):
+    from talking_head.core.template_head import load_template_head
+    from talking_head.training.metrics import lip_distance
+
+    samples, _ = spoken
+    marks = load_template_head().landmarks
+    phones = align(samples, SENTENCE)
+    take = demo_animator.animate(samples, seed=0, with_head=False, transcript=SENTENCE, rest_in_pauses=False)
+    opening = lip_distance(take.emotional, marks["upper_lip"], marks["lower_lip"])
+    weight = pauses.closure_weights(phones, take.n_frames, 25)
+    assert (weight == 0).sum() >= 3  # man, pushed, measure
+    assert opening[weight == 0].mean() < 0.3 * opening[weight == 1].mean()
+
+
 def test_cli_transcript_errors_are_one_line(tmp_path, capsys, spoken):
     samples, _ = spoken
     wav = tmp_path / "line.wav"
