@@ -64,8 +64,9 @@ def _decoder(**options):
 
 
 def recognise(samples: np.ndarray) -> str:
-    """16 kHz samples -> the words pocketsphinx recognises ("" for none). About a quarter of real
-    time on a 2-core CPU: its full search beams; narrower ones made nonsense of real speech."""
+    """16 kHz samples -> the words pocketsphinx recognises ("" for none). With its alignment about
+    a third of the clip's length on a 2-core CPU: its full search beams; narrower ones made
+    nonsense of real speech."""
     decoder = _decoder()
     decoder.start_utt()
     decoder.process_raw(_pcm(samples), full_utt=True)

@@ -19,7 +19,7 @@ import torch
 
 from .arkit import ARKIT_NAMES, ArkitSolver
 from .audio import SAMPLE_RATE
-from .phone_features import is_silence
+from .phone_features import is_silence, phone_key
 
 RAMP_S = 0.08  # easing into and out of rest, inside each end of a pause
 BILABIALS = ("p", "b", "m")  # the lips close on these, whatever the model made, when the phones are known
@@ -112,7 +112,7 @@ def closure_weights(phones: list, steps: int, steps_per_s: float, members: tuple
     ignored), eased over `ramp_s` before and after it, 1 elsewhere; for `to_rest`. Why: the lips
     meet on a bilabial; on real voices the model's lips stay 20-30% more apart there than on the
     synthetic voices it learned from (README, Real voices), and an animator sees a p that does not close."""
-    spans = [(float(a) - ramp_s, float(b) + ramp_s) for name, a, b in phones if str(name).strip().lower().rstrip("012") in members]
+    spans = [(float(a) - ramp_s, float(b) + ramp_s) for name, a, b in phones if phone_key(name) in members]
     end = steps / steps_per_s
     return speech_weights([(max(a, 1e-6), min(b, end - 1e-6)) for a, b in spans], steps, steps_per_s, ramp_s)
 

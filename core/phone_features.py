@@ -29,10 +29,15 @@ from .errors import BundleError
 
 FILE = "phone_prototypes.safetensors"
 PAUSE = "pau"
-# pocketsphinx (ARPAbet, upper case) and festival names that are not phones of their own.
 TRUST = 0.9  # probability given to the recognised phone (the rest spread over all phones)
 RECOGNISED_WEIGHT = 1.0  # its exponent in the product with the classifier's posteriors
+# pocketsphinx (ARPAbet, upper case) and festival names that are not phones of their own.
 _SILENCES = frozenset({"sil", "sp", "spn", "h#", "#", "ssil", "pau", "<sil>", "<s>", "</s>"})
+
+
+def phone_key(name: str) -> str:
+    """A phone as aligners and synthesisers write it (`AH0`, ` m`) -> its lower-case name without stress."""
+    return str(name).strip().lower().rstrip("012")
 
 
 def is_silence(name: str) -> bool:
@@ -62,7 +67,7 @@ class PhonePrototypes:
     def lookup(self, name: str) -> int:
         """A phone name as aligners write it (`AH0`, `SIL`, `+NSN+`, `ax`) -> a row of `vectors`.
         Silence and noise -> `pau`; a phone the prototypes lack -> the schwa (`ax`/`ah`) if present."""
-        key = name.strip().lower().rstrip("012")
+        key = phone_key(name)
         if is_silence(key):
             return self.index[PAUSE]
         if key in self.index:

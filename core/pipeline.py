@@ -137,9 +137,10 @@ class Animator:
         phones = align(samples, transcript) if transcript else None
         recognised, self.recognise_problem = None, ""
         if recognise and phones is None:
-            if self.phones is not None and self.phones.classifier is None:
-                raise TranscriptError(f"the bundle {self.bundle.path.name}'s phone prototypes have no phone classifier, so it cannot follow "
-                                      "recognised words: rebuild them with `talking-head bundle phones BUNDLE --speech SPEECH_SET`")
+            if self.phones is None or self.phones.classifier is None:  # refused before the recognition's seconds are spent
+                lacks = "no phone prototypes" if self.phones is None else "phone prototypes without a phone classifier"
+                raise TranscriptError(f"the bundle {self.bundle.path.name} has {lacks}, so it cannot follow recognised words: "
+                                      "build them with `talking-head bundle phones BUNDLE --speech SPEECH_SET`")
             recognised, heard = recognised_phones(samples)
             if recognised is not None and pauses.available():  # words "recognised" where silero-vad hears no speech are dropped
                 recognised = pauses.phones_within(recognised, pauses.speech_segments(samples))

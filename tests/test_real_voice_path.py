@@ -274,7 +274,7 @@ def test_recognise_refuses_prototypes_without_a_classifier(tmp_path, spoken):
     old = PhonePrototypes.load(bundle / FILE)
     old.classifier = None  # as `bundle phones` made them before the classifier
     old.save(bundle / FILE)
-    with pytest.raises(TranscriptError, match="no phone classifier.*bundle phones"):
+    with pytest.raises(TranscriptError, match="without a phone classifier.*bundle phones"):
         load_animator(bundle, "cpu", "fp32").animate(spoken[0], seed=0, with_head=False, recognise=True)
 
 
