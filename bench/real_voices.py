@@ -372,29 +372,16 @@ def visemes(animator, synthetic, real: dict[str, list], inventory, reading: Read
             openings.append(opening)
             narrowings.append(narrowing)
             phones += [inventory[i] for i in labels_at(ph, (np.arange(len(opening)) + 0.5) / fps, inventory)]
-        opening = np.concatenate(openings)
-        opened = mean_by_class(opening, phones, VISEME_CLASSES)
+        opened = mean_by_class(np.concatenate(openings), phones, VISEME_CLASSES)
         narrowed = mean_by_class(np.concatenate(narrowings), phones, VISEME_CLASSES)
-        speaking = float(opening[np.asarray(phones) != "pau"].mean())
         out[name] = {c: {"mean": opened[c]["mean"], "narrowing": narrowed[c]["mean"], "frames": opened[c]["frames"],
                          "score": viseme_score(c, opened[c]["mean"], narrowed[c]["mean"])} for c in VISEME_CLASSES}
-        out[name]["speaking"] = speaking
     for name in [n for n in out if n != "synthetic held-out"]:
         out["real / synthetic" if name == "real (FSDD)" else f"{name} / synthetic"] = {
             c: (out[name][c]["score"] / out["synthetic held-out"][c]["score"]
                 if out[name][c]["score"] is not None and out["synthetic held-out"][c]["score"] else None)
             for c in VISEME_CLASSES
         }
-    return out
-
-
-def greedy_ctc(ids: np.ndarray, blank: int = 0) -> list[int]:
-    """Best class per frame -> tokens: repeats merged, blanks dropped."""
-    out, previous = [], None
-    for i in ids.tolist():
-        if i != previous and i != blank:
-            out.append(i)
-        previous = i
     return out
 
 
@@ -405,7 +392,7 @@ def fitted_ctc_phone_error(animator, train, tests: dict[str, list], inventory, e
     encoder has no head of its own; this one measures how well its states spell the phones.
     -> {set name: phone error rate (edits / reference phones)}"""
     from talking_head.core.audio import load_audio
-    from talking_head.training.encoder_training import edit_distance
+    from talking_head.training.encoder_training import collapse_ctc, edit_distance
 
     tokens = [p for p in inventory if p != "pau"]
     token = {p: i + 1 for i, p in enumerate(tokens)}  # 0: blank
@@ -438,10 +425,10 @@ def fitted_ctc_phone_error(animator, train, tests: dict[str, list], inventory, e
         optimiser.step()
     report = {}
     with torch.no_grad():
-        for name, items in {"synthetic training voices": train, **tests}.items():
+        for name, examples in {"synthetic training voices": data, **{n: states_and_targets(items) for n, items in tests.items()}}.items():
             errors = total = 0
-            for x, seq in states_and_targets(items):
-                errors += edit_distance(greedy_ctc(head((x - mean) / std).argmax(-1).numpy()), seq)
+            for x, seq in examples:
+                errors += edit_distance(collapse_ctc(head((x - mean) / std).argmax(-1).tolist(), {0}), seq)
                 total += len(seq)
             report[name] = errors / max(1, total) if total else None
     return report
@@ -525,7 +512,7 @@ def main() -> int:
         report["pauses"] = pauses(animator, {"real_speech_11s.wav": (REAL_CLIP, REAL_CLIP_TEXT),
                                              "demo_speech.wav": (ROOT / "samples" / "demo_speech.wav", DEMO_TEXT)}, reading)
         if args.viseme_clips:
-            sentences = [item for item in real["real (11 s recording)"] + real["real (own labels)"] if item[2] or not reading.transcript]
+            sentences = real["real (11 s recording)"] + real["real (own labels)"]  # visemes() skips text-less ones with --transcript
             report["visemes"] = visemes(animator, held_out[: args.viseme_clips], {"real (FSDD)": fsdd_clips(args.viseme_clips),
                                         "real sentences": sentences}, inventory, reading)
         report["ctc"] = ctc_phone_error(args.bundle, args.ctc_encoder, fsdd)

@@ -127,3 +127,10 @@ def test_decode_refuses_an_encoder_without_its_ctc_head(tmp_path, capsys):
     assert main(["encoders", "decode", str(clip), "--encoder", str(context)]) == 0
     assert main(["encoders", "decode", str(clip), "--encoder", str(tmp_path)]) == 2
     assert "no encoder weights" in capsys.readouterr().err
+
+
+def test_collapse_ctc_merges_repeats_then_drops_blanks():
+    from talking_head.training.encoder_training import collapse_ctc
+
+    assert collapse_ctc([0, 3, 3, 0, 3, 4, 4, 2, 5], {0, 2}) == [3, 3, 4, 5]  # a blank between repeats keeps both
+    assert collapse_ctc([], {0}) == []

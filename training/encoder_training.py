@@ -365,16 +365,23 @@ def train_emotion_encoder(speech: Path, out: Path, init: Path, cfg: EncoderTrain
 
 
 @torch.no_grad()
-def decode_phones(model, samples: np.ndarray) -> list[str]:
-    """Greedy CTC decoding: best token per frame, repeats merged, blanks dropped."""
-    inverse = {i: t for t, i in ctc_vocabulary().items()}
-    ids = model(torch.from_numpy(normalise(samples))[None]).logits[0].argmax(-1).tolist()
+def collapse_ctc(ids: list[int], dropped: set[int] | frozenset[int]) -> list[int]:
+    """Greedy CTC decoding of the best token per frame: repeats merged, then `dropped` (the blank,
+    separators) left out."""
     out, previous = [], None
     for i in ids:
-        if i != previous and inverse.get(i, "<unk>") not in (BLANK, "|"):
-            out.append(inverse.get(i, "<unk>"))
+        if i != previous and i not in dropped:
+            out.append(i)
         previous = i
     return out
+
+
+def decode_phones(model, samples: np.ndarray) -> list[str]:
+    """Greedy CTC decoding: best token per frame, repeats merged, blanks dropped."""
+    vocabulary = ctc_vocabulary()
+    inverse = {i: t for t, i in vocabulary.items()}
+    ids = model(torch.from_numpy(normalise(samples))[None]).logits[0].argmax(-1).tolist()
+    return [inverse.get(i, "<unk>") for i in collapse_ctc(ids, {vocabulary[BLANK], vocabulary["|"]})]
 
 
 def phone_error_rate(model, utterances: list[Utterance]) -> float:
