@@ -305,7 +305,7 @@ def idct_ortho(coefficients: np.ndarray) -> np.ndarray:
     return x
 
 # Frames per chunk of the ARKit solve's projection (about 30 MB of float64 at 4,482 vertices).
-SOLVE_CHUNK_FRAMES = 256
+SOLVE_CHUNK_FRAMES = 32  # small enough that each chunk's temporaries reuse the last one's memory
 
 
 class ArkitSolver:
@@ -337,6 +337,7 @@ class ArkitSolver:
         self.vertices = np.where(moved)[0]
         basis = shapes[self.active_shapes][:, self.vertices].reshape(len(self.active_shapes), -1).T  # (3V', K)
         self.basis = np.ascontiguousarray(basis, np.float64)  # (3V', K)
+        self._basis32 = np.ascontiguousarray(basis, np.float32)  # for B^T d_t: no float64 copy of the frames
         gram = self.basis.T @ self.basis  # (K, K)
         diagonal = np.diag(gram).copy()
         self.smoothness = float(smoothness)
@@ -377,7 +378,7 @@ class ArkitSolver:
             used = np.take(d[start:start + SOLVE_CHUNK_FRAMES], self.vertices, axis=1)  # (n', V', 3)
             if rest_used is not None:
                 used -= rest_used
-            rhs[start:start + SOLVE_CHUNK_FRAMES] = used.reshape(len(used), -1) @ self.basis
+            rhs[start:start + SOLVE_CHUNK_FRAMES] = used.reshape(len(used), -1) @ self._basis32
         free = self._solver(self._free, n)(rhs)
         z = np.clip(free, 0.0, 1.0)
         if np.array_equal(z, free):  # no bound active: that is the answer

@@ -150,8 +150,9 @@ def _read_weights(path: Path, expected: dict[str, torch.Tensor]) -> dict[str, to
     for name, tensor in widened.items():
         # NaN or inf weights (or float64 values beyond float32's range) animate nothing sensible.
         # A float64 sum is NaN or inf exactly when an element is (float32 values cannot overflow
-        # it), and is ten times faster than isfinite().all() on a CPU.
-        if not bool(torch.isfinite(tensor.sum(dtype=torch.float64))):
+        # it). The float32 sum, 20 times faster still, is finite whenever that one is, short of
+        # an overflow of large finite weights: only a non-finite float32 sum is summed again.
+        if not bool(torch.isfinite(tensor.sum())) and not bool(torch.isfinite(tensor.sum(dtype=torch.float64))):
             raise BundleError(f"model bundle {bundle} has non-finite weights (NaN or inf) in {name}; it is corrupt: retrain or re-download it")
     return widened
 

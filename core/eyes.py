@@ -211,11 +211,11 @@ def add_eyes(faces: np.ndarray, shapes: np.ndarray, motion: EyeMotion) -> np.nda
     basis = np.asarray(shapes, np.float32)[[ARKIT_INDEX[n] for n in channels]]  # (10, V, 3)
     size = np.linalg.norm(basis, axis=2)  # (10, V)
     moved = np.where((size > 1e-4 * max(float(size.max(initial=0.0)), 1e-30)).any(axis=0))[0]
-    basis = basis[:, moved]  # (10, V', 3)
+    flat = basis[:, moved].reshape(len(basis), -1)  # (10, V' * 3)
     weights = np.stack(list(channels.values()), -1).astype(np.float32)  # (N, 10)
     for start in range(0, len(faces), CHUNK_FRAMES):
         part = slice(start, start + CHUNK_FRAMES)
-        faces[part, moved] += np.einsum("tc,cvk->tvk", weights[part], basis)
+        faces[part, moved] += (weights[part] @ flat).reshape(-1, len(moved), 3)  # a matrix product, not einsum's loops
     return faces
 
 

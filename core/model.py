@@ -118,12 +118,15 @@ def _decoder(cfg: ModelConfig) -> Decoder:
     return Decoder(cfg.d_model, cfg.n_heads, cfg.ff_dim, cfg.n_layers, cfg.dropout, cfg.max_frames, cfg.k)
 
 
-def _through(linear_in: nn.Linear, *decoders: nn.Linear) -> tuple[torch.Tensor, torch.Tensor]:
-    """(W, b) of h -> linear_in(sum of decoders(h)) for latent h, as one small affine map."""
-    w_in = linear_in.weight
-    weight = sum(w_in @ d.weight for d in decoders)
-    bias = w_in @ sum(d.bias for d in decoders) + linear_in.bias
-    return weight, bias
+def _through(linear_in: nn.Linear, decoder: nn.Linear) -> torch.Tensor:
+    """W of h -> linear_in(decoder(h)) without the biases, for latent h: one small (d, d) matrix.
+    Each is a (d, 3V) x (3V, d) product (1.2 GMAC at 23,370 vertices): asked for once each."""
+    return linear_in.weight @ decoder.weight
+
+
+def _through_bias(linear_in: nn.Linear, *decoders: nn.Linear) -> torch.Tensor:
+    """b of h -> linear_in(sum of decoders(h)) for latent h (the affine map's constant)."""
+    return linear_in.weight @ sum(d.bias for d in decoders) + linear_in.bias
 
 
 class NeutralFaceGenerator(nn.Module):
@@ -368,7 +371,7 @@ class TalkingHeadModel(nn.Module):
         memory = n.audio_in(context)
         base = n.subject_in(self._subject_onehot(subject)).unsqueeze(1)  # (B, 1, d)
         run = _Run(frames=frames, dtype=memory.dtype)
-        w, b = _through(n.face_in, n.viseme_out)
+        w, b = _through(n.face_in, n.viseme_out), _through_bias(n.face_in, n.viseme_out)
         latents = run.neutral_latent
 
         def query(t: int) -> torch.Tensor:
@@ -382,10 +385,10 @@ class TalkingHeadModel(nn.Module):
         memory = e.audio_in(emotion)
         p = person.unsqueeze(1)
         hn, he = run.neutral_latent, run.emotion_latent
-        wn, bn = _through(e.neutral_in, n.viseme_out)
-        we_n, _ = _through(e.face_in, n.viseme_out)
-        we_e, _ = _through(e.face_in, e.expression_out)
-        be = _through(e.face_in, n.viseme_out, e.expression_out)[1]
+        wn, bn = _through(e.neutral_in, n.viseme_out), _through_bias(e.neutral_in, n.viseme_out)
+        we_n = _through(e.face_in, n.viseme_out)
+        we_e = _through(e.face_in, e.expression_out)
+        be = _through_bias(e.face_in, n.viseme_out, e.expression_out)
 
         def query(t: int) -> torch.Tensor:
             q = F.linear(hn[t], wn, bn) + p
@@ -412,9 +415,9 @@ class TalkingHeadModel(nn.Module):
 
         hn, he = run.neutral_latent, run.emotion_latent
         decoders = (n.viseme_out, e.expression_out) if e is not None else (n.viseme_out,)
-        wf_n = _through(h.face_in, n.viseme_out)[0]
-        bf = _through(h.face_in, *decoders)[1]
-        wf_e = _through(h.face_in, e.expression_out)[0] if e is not None else None
+        wf_n = _through(h.face_in, n.viseme_out)
+        bf = _through_bias(h.face_in, *decoders)
+        wf_e = _through(h.face_in, e.expression_out) if e is not None else None
 
         def query(t: int) -> torch.Tensor:
             q = F.linear(hn[t], wf_n, bf) + pose_query(t)
