@@ -480,7 +480,8 @@ class _Run:
         neutral = model.neutral.viseme_out(torch.cat(self.neutral_latent[first:], dim=1))
         emotional = neutral
         if self.emotion_latent:
-            emotional = neutral + model.emotion.expression_out(torch.cat(self.emotion_latent[first:], dim=1))
+            # in place on the expression: no third array of every vertex of every frame
+            emotional = model.emotion.expression_out(torch.cat(self.emotion_latent[first:], dim=1)).add_(neutral)
         if self.motion_raw:
             rotation, translation = _decode_motion(torch.cat(self.motion_raw[first:], dim=1))
         else:

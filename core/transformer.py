@@ -50,6 +50,11 @@ def sinusoidal_positions(length: int, dim: int) -> torch.Tensor:
     return table
 
 
+def _dropout(x: torch.Tensor, p: float, train: bool) -> torch.Tensor:
+    """F.dropout, without its call at all in evaluation (a step makes seven of them)."""
+    return F.dropout(x, p, True) if train else x
+
+
 class Attention(nn.Module):
     """Multi-head attention whose keys and values can be computed once and reused."""
 
@@ -240,7 +245,7 @@ class Decoder(nn.Module):
         pos = cache.length
         frame = cache.window_start + pos
         train = self.training
-        x = F.dropout(query + self.positions[pos : pos + 1], self.drop.p, train)
+        x = _dropout(query + self.positions[pos : pos + 1], self.drop.p, train)
         b, _, d = x.shape
         a = self.k * frame
         for i, w in enumerate(cache.weights):
@@ -250,16 +255,16 @@ class Decoder(nn.Module):
             cache.self_v[i] = torch.cat([cache.self_v[i], qkv[:, 2]], dim=2)
             y = F.scaled_dot_product_attention(qkv[:, 0], cache.self_k[i], cache.self_v[i], dropout_p=w.dropout if train else 0.0)
             y = F.linear(y.reshape(b, 1, d), w.self_out_weight, w.self_out_bias)
-            x = F.layer_norm(x + F.dropout(y, w.drop, train), (d,), w.norm1_weight, w.norm1_bias, w.eps1)
+            x = F.layer_norm(x + _dropout(y, w.drop, train), (d,), w.norm1_weight, w.norm1_bias, w.eps1)
             # B_A lets frame t see audio frames k*t .. k*t + k - 1 only: attend to exactly those.
             mk, mv = cache.memory_kv[i]
             q = F.linear(x, w.cross_query_weight, w.cross_query_bias).view(b, 1, heads, d // heads).transpose(1, 2)
             y = F.scaled_dot_product_attention(q, mk[:, :, a : a + self.k], mv[:, :, a : a + self.k], dropout_p=w.dropout if train else 0.0)
             y = F.linear(y.reshape(b, 1, d), w.cross_out_weight, w.cross_out_bias)
-            x = F.layer_norm(x + F.dropout(y, w.drop, train), (d,), w.norm2_weight, w.norm2_bias, w.eps2)
-            y = F.dropout(F.gelu(F.linear(x, w.ff1_weight, w.ff1_bias)), w.ff_drop, train)
+            x = F.layer_norm(x + _dropout(y, w.drop, train), (d,), w.norm2_weight, w.norm2_bias, w.eps2)
+            y = _dropout(F.gelu(F.linear(x, w.ff1_weight, w.ff1_bias)), w.ff_drop, train)
             y = F.linear(y, w.ff2_weight, w.ff2_bias)
-            x = F.layer_norm(x + F.dropout(y, w.drop, train), (d,), w.norm3_weight, w.norm3_bias, w.eps3)
+            x = F.layer_norm(x + _dropout(y, w.drop, train), (d,), w.norm3_weight, w.norm3_bias, w.eps3)
         cache.length += 1
         return x
 
