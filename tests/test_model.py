@@ -80,6 +80,26 @@ def test_incremental_decoding_equals_naive_recomputation(frames, variant):
         assert fast.emotional.std(dim=1).mean() > 1e-3
 
 
+def test_a_take_decodes_with_the_weights_of_its_time():
+    """`Decoder.step` gathers a block's weights once per cache (one clip or stream): a take made
+    after the weights change (a training step, a fine-tune) must use the new ones, as the naive
+    recomputation does."""
+    torch.manual_seed(2)
+    cfg = small_config()
+    model = rough(TalkingHeadModel(cfg)).eval()
+    context, emotion, noise = random_inputs(12, cfg)
+    subject = torch.tensor([0])
+    before = model.generate(context, emotion, subject, noise)
+    with torch.no_grad():
+        for block in model.neutral.decoder.blocks:
+            block.self_attn.value.weight.mul_(-1.5)
+            block.ff[3].bias.add_(0.3)
+    after = model.generate(context, emotion, subject, noise)
+    reference = generate_reference(model, context, emotion, subject, noise)
+    assert not torch.allclose(before.neutral, after.neutral, atol=1e-3)
+    assert torch.allclose(after.neutral, reference.neutral, atol=1e-5, rtol=0)
+
+
 def test_generators_are_causal_in_their_features():
     cfg = small_config()
     model = rough(TalkingHeadModel(cfg)).eval()

@@ -124,6 +124,16 @@ def test_bad_weights_are_refused(tmp_path, tiny_bundle_dir, clip, capsys, change
     assert message in err
 
 
+def test_large_finite_weights_whose_float32_sum_overflows_load(tmp_path, tiny_bundle_dir):
+    """The finite check sums in float32 first; a sum that overflows there (finite weights near
+    float32's largest) is summed again in float64 and accepted, not refused as non-finite."""
+    bundle = copy_bundle(tmp_path, tiny_bundle_dir)
+    edit_weights(bundle, lambda s: s["emotion.person_in.weight"].view(-1)[:4].fill_(3e38))
+    assert not torch.isfinite(torch.full((4,), 3e38).sum())  # the float32 sum overflows
+    loaded = ModelBundle.load(bundle).model.state_dict()["emotion.person_in.weight"]
+    assert torch.isfinite(loaded).all() and loaded.max() == torch.tensor(3e38)
+
+
 def test_half_and_double_precision_weights_load(tmp_path, tiny_bundle_dir):
     reference = ModelBundle.load(tiny_bundle_dir).model.state_dict()
     for dtype in (torch.float16, torch.bfloat16, torch.float64):
