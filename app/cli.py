@@ -38,6 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
     emotions.add_argument("bundle", type=Path, help="bundle folder (emotion_prototypes.safetensors is written into it)")
     emotions.add_argument("--speech", required=True, type=Path, help="speech set (labels.jsonl, wav/ID.wav) from `talking-head corpus speech`")
     emotions.set_defaults(run=_run_bundle_emotions)
+    expressions = kinds.add_parser("expressions", help="learned expression shapes from a labelled corpus, so that --emotion gives each class's face")
+    expressions.add_argument("bundle", type=Path, help="bundle folder with emotion prototypes (the shapes are written beside them)")
+    expressions.add_argument("--data", required=True, type=Path, help="corpus in the BIWI layout with emotions/CLIP.npz labels (`talking-head corpus build`)")
+    expressions.add_argument("--cache", type=Path, default=None, help="feature cache (default DATA/.cache, as `train`)")
+    expressions.set_defaults(run=_run_bundle_expressions)
     phones = kinds.add_parser("phones", help="phone prototypes and a phone classifier from a labelled speech set, for animate --transcript and --recognise")
     phones.add_argument("bundle", type=Path, help="bundle folder (phone_prototypes.safetensors is written into it)")
     phones.add_argument("--speech", required=True, type=Path, help="speech set (labels.jsonl, wav/ID.wav, phones/ID.json) from `talking-head corpus speech`")
@@ -184,6 +189,18 @@ def _run_bundle_emotions(args: argparse.Namespace) -> int:
     counts = ", ".join(f"{label} {n}" for label, n in zip(prototypes.labels, prototypes.clips))
     print(f"wrote {args.bundle / 'emotion_prototypes.safetensors'}: {prototypes.weighting} of {m['clips']} clips ({counts}); "
           f"nearest-prototype accuracy mean {m['accuracy_mean']:.3f}, intensity-weighted {m['accuracy_intensity']:.3f}")
+    return 0
+
+
+def _run_bundle_expressions(args: argparse.Namespace) -> int:
+    from ..training.emotion_expressions import fit_expressions
+
+    with _ProgressBar(stage="fitting", min_total=0) as bar:
+        prototypes = fit_expressions(args.bundle, args.data, cache=args.cache, progress=bar)
+    m = prototypes.expressions_measure
+    errors = " / ".join("-" if m[f"{name}_error"] is None else f"{m[f'{name}_error']:.3g}" for name in ("voice", "prototypes", "expressions"))
+    print(f"wrote learned expressions for {', '.join(prototypes.labels)} into {args.bundle / 'emotion_prototypes.safetensors'}; "
+          f"{m['takes']} validation emotional takes, vertex error with the voice / their labelled direction / and the expressions: {errors}")
     return 0
 
 

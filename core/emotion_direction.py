@@ -18,6 +18,12 @@ half the voice and half that. The weights are not renormalised: v = 1 with w = 0
 exactly (the same floats, tested), and a sum above 1 (voice 1 + happy 1) over-drives the input
 beyond what the generators saw.
 
+A bundle may also carry **learned expressions** (`talking-head bundle expressions`,
+training/emotion_expressions.py): per class a shape X_c (V, 3) that `add_expressions` adds to Ge's
+faces with the direction's weights, ye'_t = ye_t + sum_c w_c(t) X_c: the expression the corpus
+shows and the prototype-directed take misses (the demo encoder hears too little emotion for its
+prototypes to differ).
+
 An "offset" form that moved only the features' level (keeping their frame-to-frame variation) was
 tried and measured: it closed the mouth less but told angry from happy no better, so it was not
 kept (README, Direct the emotion). `emotion_probs` of the `Animation` stay what the voice was heard as. Plain Python
@@ -39,6 +45,7 @@ from .errors import TalkingHeadError
 PROTOTYPES = "emotion_prototypes.safetensors"
 VOICE = "voice"  # the from-voice weight's name in --emotion and track files
 BUILD_HINT = "build them with `talking-head bundle emotions BUNDLE --speech SPEECH_SET`"
+EXPRESSIONS_HINT = "fit them again with `talking-head bundle expressions BUNDLE --data CORPUS`"
 
 
 class EmotionError(TalkingHeadError):
@@ -57,13 +64,18 @@ class EmotionPrototypes:
     clips: list[int] = field(default_factory=list)
     weighting: str = "mean"
     measure: dict[str, Any] = field(default_factory=dict)
+    expressions: np.ndarray | None = None  # (C, V, 3) learned expression shapes (training/emotion_expressions.py), or None
+    expressions_measure: dict[str, Any] = field(default_factory=dict)
 
     def save(self, path: str | Path) -> None:
         from safetensors.numpy import save
 
         meta = {"labels": self.labels, "clips": self.clips, "weighting": self.weighting, "measure": self.measure}
-        Path(path).write_bytes(save({"prototypes": np.ascontiguousarray(self.vectors, np.float32)},
-                                    metadata={key: json.dumps(value) for key, value in meta.items()}))
+        tensors = {"prototypes": np.ascontiguousarray(self.vectors, np.float32)}
+        if self.expressions is not None:
+            tensors["expressions"] = np.ascontiguousarray(self.expressions, np.float32)
+            meta["expressions_measure"] = self.expressions_measure
+        Path(path).write_bytes(save(tensors, metadata={key: json.dumps(value) for key, value in meta.items()}))
 
     @classmethod
     def load(cls, path: str | Path, dim: int | None = None) -> "EmotionPrototypes":
@@ -75,18 +87,22 @@ class EmotionPrototypes:
             with safe_open(str(path), framework="numpy") as f:
                 meta = f.metadata() or {}
                 vectors = f.get_tensor("prototypes").astype(np.float32)
+                expressions = f.get_tensor("expressions").astype(np.float32) if "expressions" in f.keys() else None
             labels = [str(x) for x in json.loads(meta["labels"])]
             clips = [int(x) for x in json.loads(meta.get("clips", "[]"))]
             weighting = str(json.loads(meta.get("weighting", '"mean"')))
             measure = json.loads(meta.get("measure", "{}"))
+            expressions_measure = json.loads(meta.get("expressions_measure", "{}"))
         except (SafetensorError, OSError, KeyError, ValueError, TypeError) as exc:
             raise EmotionError(f"{path.name} in {path.parent} is broken ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); {BUILD_HINT}") from None
         if vectors.ndim != 2 or len(vectors) != len(labels) or (dim is not None and vectors.shape[1] != dim):
             raise EmotionError(f"{path.name} in {path.parent} holds {vectors.shape} prototypes for {len(labels)} labels, "
                                f"the emotion encoder gives {dim}-d features; {BUILD_HINT}")
-        if not np.isfinite(vectors).all():
+        if expressions is not None and (expressions.ndim != 3 or len(expressions) != len(labels) or expressions.shape[2] != 3):
+            raise EmotionError(f"{path.name} in {path.parent} holds {expressions.shape} learned expressions for {len(labels)} labels; {EXPRESSIONS_HINT}")
+        if not np.isfinite(vectors).all() or (expressions is not None and not np.isfinite(expressions).all()):
             raise EmotionError(f"{path.name} in {path.parent} has non-finite values; {BUILD_HINT}")
-        return cls(labels, vectors, clips, weighting, measure)
+        return cls(labels, vectors, clips, weighting, measure, expressions, expressions_measure)
 
 
 @dataclass
@@ -252,6 +268,24 @@ def direct(emotion, direction: EmotionDirection | None, prototypes: EmotionProto
         return emotion
     check_direction(direction, prototypes, bundle)
     return direction.apply(emotion, prototypes, fps, k)
+
+
+def add_expressions(faces: np.ndarray, direction: EmotionDirection | None, prototypes: EmotionPrototypes | None, fps: float,
+                    chunk: int = 32) -> np.ndarray:
+    """Add the bundle's learned expression shapes to Ge's faces (N, V, 3), in place, weighted by
+    the direction at each frame: ye'_t = ye_t + sum_c w_c(t) X_c (training/emotion_expressions.py).
+    Nothing without a direction or learned expressions; EmotionError for shapes of another mesh."""
+    if direction is None or direction.is_voice_only() or prototypes is None or prototypes.expressions is None:
+        return faces
+    shapes = prototypes.expressions
+    if shapes.shape[1] != faces.shape[1]:
+        raise EmotionError(f"the learned expressions are for {shapes.shape[1]} vertices, the faces have {faces.shape[1]}; {EXPRESSIONS_HINT}")
+    weights, _ = direction.sample(np.arange(len(faces)) / float(fps), prototypes.labels)
+    flat = shapes.reshape(len(shapes), -1)
+    for start in range(0, len(faces), chunk):  # a few frames at a time: no second whole-take array
+        part = slice(start, start + chunk)
+        faces[part] += (weights[part].astype(np.float32) @ flat).reshape(-1, *faces.shape[1:])
+    return faces
 
 
 def check_direction(direction: EmotionDirection | None, prototypes: EmotionPrototypes | None, bundle: str = "the bundle") -> None:

@@ -17,7 +17,7 @@ from .arkit import ARKIT_NAMES, ArkitSolver, TemplateLandmarksError, template_ar
 from .audio import SAMPLE_RATE, frame_count, load_audio
 from .bundle import ModelBundle
 from .device import resolve_device, resolve_precision
-from .emotion_direction import EmotionDirection, direct
+from .emotion_direction import EmotionDirection, add_expressions, direct
 from .eyes import SKIPPED, EyeMotion, add_eyes, eye_motion
 from .model import head_noise, interpolate_frames
 from . import pauses
@@ -175,6 +175,8 @@ class Animator:
         else:
             emotional = motion.emotional[0].float().cpu().numpy().reshape(shape)
             emotional += template
+        # a directed emotion's learned expression shapes (when the bundle has them), on Ge's faces
+        add_expressions(emotional, direction, bundle.emotion_prototypes, cfg.fps)
         weight = self.speech_weights(samples, len(emotional), phones) if rest_in_pauses else None
         known = phones if phones is not None else recognised  # phone timings, when a transcript or recognition gave them
         if known is not None and self.arkit_solver() is not None:  # the lips meet on p, b, m

@@ -84,5 +84,9 @@ def build_emotion_prototypes(bundle_dir: str | Path, speech: str | Path, progres
     best = "intensity" if measure["accuracy_intensity"] > measure["accuracy_mean"] else "mean"
     clips = [sum(u.emotion == label for u in utterances) for label in labels]
     prototypes = EmotionPrototypes(labels, prototypes_of(labels, utterances, features, best), clips, best, measure)
+    learned = bundle.emotion_prototypes
+    if learned is not None and learned.expressions is not None and learned.labels == labels:
+        # the learned expressions (`bundle expressions`) belong to the bundle's faces: kept
+        prototypes.expressions, prototypes.expressions_measure = learned.expressions, learned.expressions_measure
     prototypes.save(Path(bundle_dir) / PROTOTYPES)
     return prototypes

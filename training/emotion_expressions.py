@@ -1,0 +1,142 @@
+"""`talking-head bundle expressions`: per emotion class, the expression the corpus shows and the
+model leaves out, so that `--emotion happy:1` gives a face that looks happy.
+
+Why: directing by prototypes (core/emotion_direction.py) feeds Ge what the average happy clip
+sounded like. When the encoder hears little emotion in voices (the demo bundle's), the prototypes
+hardly differ and Ge makes almost the same face for angry and happy (0.02 mm apart on average).
+Two ways to make Ge itself follow a direction were tried and not kept (README, *Direct the
+emotion*): offsets in the emotion-feature space fitted through the frozen Ge, teacher-forced
+(Ge copies the expression from the ground truth's previous frame, so the offsets learnt almost
+nothing) and with Ge running free (13% less error on held-out takes, but the offsets moved the
+lips as much as the brows: a single-stage Ge reads part of the mouth from those features, and
+sad opened the mouth twice as wide).
+
+What is kept: the directed take is made as before (Ge reads the prototype mix), and then a
+learned shape per class is added to its faces, weighted by the direction:
+
+    ye'_t = ye_t + sum_c w_c(t) X_c
+
+X (C, V, 3) is fitted by least squares over the corpus's training takes: each take's faces
+generated as at inference with its labelled direction (class c at the labelled intensity,
+`frame_weights`), and X regressed so that sum_c w_c(t) X_c explains what those faces miss of the
+corpus's (ridge-regularised, no intercept; neutral takes have w = 0 and anchor it; the neutral
+class has no shape). The model's weights do not change and without a direction nothing is
+added: a take without one is exactly what it was (tested).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..core.bundle import ModelBundle
+from ..core.emotion_direction import PROTOTYPES, EmotionPrototypes
+from ..core.encoders import ContextEncoder, EmotionEncoder
+from ..core.errors import TalkingHeadError
+from .corpus.emotions import EMOTIONS
+from .dataset import Clip, Corpus
+from .features import FeatureCache
+from .training_data import build_examples
+
+RIDGE = 1e-3  # times the mean diagonal of W^T W
+
+
+class ExpressionsError(TalkingHeadError):
+    """The bundle or corpus cannot give learned expressions (no emotion stage, no labels)."""
+
+
+def frame_weights(corpus_root: Path, clip: Clip, frames: int, labels: list[str]) -> np.ndarray:
+    """(N, C) the labelled weight per frame of each expressive class: an emotional take's class at
+    its intensity (emotions/CLIP.npz, written by `talking-head corpus build`); zeros for neutral
+    takes and for the neutral class (neutral adds no shape)."""
+    weights = np.zeros((frames, len(labels)), np.float32)
+    if not clip.emotional:
+        return weights
+    path = corpus_root / "emotions" / f"{clip.name}.npz"
+    if not path.is_file():
+        raise ExpressionsError(f"{path} is missing: learned expressions need the corpus's emotion labels (`talking-head corpus build` writes them)")
+    with np.load(path) as data:
+        label, intensity = data["label"].astype(int), data["intensity"].astype(np.float32)
+    for t in range(min(frames, len(label))):
+        name = EMOTIONS[label[t]] if 0 <= label[t] < len(EMOTIONS) else None
+        if name in labels and name != "neutral":
+            weights[t, labels.index(name)] = intensity[t]
+    return weights
+
+
+@torch.no_grad()
+def _directed_faces(bundle: ModelBundle, context: torch.Tensor, emotion: torch.Tensor, subject: int, weights: np.ndarray) -> np.ndarray:
+    """Ge's faces (N, 3V), displacements from the template, generated as `animate` makes them
+    with the direction `weights` (N, C) at each frame (the prototype mix; the voice keeps
+    1 - sum): what the learned expressions are added to."""
+    cfg, prototypes = bundle.config, bundle.emotion_prototypes
+    w = torch.from_numpy(np.repeat(weights, cfg.k, axis=0))  # (kN, C)
+    voice = (1.0 - w.sum(dim=1, keepdim=True)).clamp_min(0.0)
+    directed = voice * emotion + w @ torch.from_numpy(prototypes.vectors)
+    motion = bundle.model.generate(context[None], directed[None], torch.tensor([subject]), with_head=False)
+    return motion.emotional[0].numpy()
+
+
+def fit_expressions(bundle_dir: str | Path, data: str | Path, cache: str | Path | None = None,
+                    progress: Callable[[str, int, int], None] | None = None) -> EmotionPrototypes:
+    """Fit X on the corpus's training takes, measure it on its validation takes, write it into
+    BUNDLE/emotion_prototypes.safetensors (the prototypes stay), return the prototypes."""
+    bundle_dir, data = Path(bundle_dir), Path(data)
+    bundle = ModelBundle.load(bundle_dir)
+    cfg = bundle.config
+    if bundle.model.emotion is None:
+        raise ExpressionsError(f"the bundle {bundle_dir.name} has no emotion stage (Ge): there is nothing to direct")
+    prototypes = bundle.emotion_prototypes
+    if prototypes is None:
+        raise ExpressionsError(f"the bundle {bundle_dir.name} has no emotion prototypes: build them first with `talking-head bundle emotions`")
+    labels = list(prototypes.labels)
+    corpus = Corpus(data)
+    cache = Path(cache) if cache else data / ".cache"
+    windows = (cfg.encode_window_s, cfg.encode_context_s)
+    features = FeatureCache(cache / "features", ContextEncoder(bundle.encoder_source("context"), *windows),
+                            EmotionEncoder(bundle.encoder_source("emotion"), *windows))
+    gram = np.zeros((len(labels), len(labels)))
+    product = np.zeros((len(labels), 3 * cfg.n_vertices))
+    clips = corpus.subset("train")
+    if not any(clip.emotional for clip in clips):
+        raise ExpressionsError(f"{data}: the training split has no emotional take to learn expressions from")
+    for clip in clips + corpus.subset("val"):  # every label read before the first take's seconds are spent
+        if clip.emotional:
+            frame_weights(data, clip, 0, labels)
+    for done, clip in enumerate(clips):
+        if clip.emotional:
+            example = build_examples(corpus, [clip], features, list(cfg.subjects), cfg.k, cache, progress=False)[0]
+            target = example.target.emotional.numpy()
+            weights = frame_weights(data, clip, len(target), labels).astype(np.float64)
+            missed = target - _directed_faces(bundle, example.context, example.emotion, example.subject, weights.astype(np.float32))
+            gram += weights.T @ weights
+            product += weights.T @ missed
+        if progress:
+            progress("fitting", done + 1, len(clips))
+    ridge = RIDGE * max(float(np.trace(gram)) / len(labels), 1e-12)
+    expressions = np.linalg.solve(gram + ridge * np.eye(len(labels)), product)  # (C, 3V); zero for a class no take shows
+    prototypes.expressions = expressions.reshape(len(labels), cfg.n_vertices, 3).astype(np.float32)
+    prototypes.expressions_measure = _measure(bundle, corpus, data, features, cache, labels, prototypes.expressions)
+    prototypes.save(bundle_dir / PROTOTYPES)
+    return prototypes
+
+
+def _measure(bundle: ModelBundle, corpus: Corpus, data: Path, features: FeatureCache, cache: Path, labels: list[str], expressions: np.ndarray) -> dict:
+    """Mean squared vertex error of the validation split's emotional takes, generated with the
+    voice alone, with their labelled direction (prototypes), and with it plus the expressions."""
+    cfg = bundle.config
+    errors: dict[str, list[float]] = {"voice": [], "prototypes": [], "expressions": []}
+    clips = [clip for clip in corpus.subset("val") if clip.emotional]
+    for clip in clips:
+        example = build_examples(corpus, [clip], features, list(cfg.subjects), cfg.k, cache, progress=False)[0]
+        target = example.target.emotional.numpy().reshape(-1, cfg.n_vertices, 3)
+        weights = frame_weights(data, clip, len(target), labels)
+        voice = _directed_faces(bundle, example.context, example.emotion, example.subject, np.zeros_like(weights))
+        directed = _directed_faces(bundle, example.context, example.emotion, example.subject, weights).reshape(target.shape)
+        added = directed + np.einsum("tc,cvk->tvk", weights, expressions)
+        for name, faces in (("voice", voice.reshape(target.shape)), ("prototypes", directed), ("expressions", added)):
+            errors[name].append(float(((faces - target) ** 2).sum(-1).mean()))
+    return {"takes": len(clips), **{f"{name}_error": float(np.mean(v)) if v else None for name, v in errors.items()}}
