@@ -5,7 +5,8 @@ angry:1` and `--emotion happy:1`, rendered with the project's preview renderer (
 
 Each take goes through `talking-head bake` (app/bake.py `bake`) on the bundle's template head,
 without head motion (so that only the face differs) and with the same seed. The frame shown is the
-one where the angry and happy faces differ most (largest vertex distance), named on the picture.
+one where the angry and happy faces differ most (largest vertex distance) within the sample's
+neutral passage (the same neutral sentence for the three takes), named on the picture.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--audio", type=Path, default=ROOT / "samples" / "demo_speech.wav")
     parser.add_argument("--out", type=Path, required=True, help="PNG: the three stills side by side")
     parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--passage", default="neutral",
+                        help="pick the frame within the sample's first passage of this emotion (its .json beside the audio), when there is one")
     args = parser.parse_args(argv)
 
     import bpy
@@ -44,7 +47,8 @@ def main(argv: list[str] | None = None) -> None:
                                emotion=parse_emotion(spec) if spec else None, say=lambda _: None)
         angry, happy = baked["angry:1"].animation.emotional, baked["happy:1"].animation.emotional
         difference = np.linalg.norm(angry - happy, axis=-1)  # (N, V)
-        frame = int(np.argmax(difference.max(axis=1)))
+        first, end = passage_frames(args.audio, args.passage, baked["voice"].animation.fps, len(difference))
+        frame = first + int(np.argmax(difference[first:end].max(axis=1)))
         tiles = []
         for name, spec in TAKES:
             bpy.ops.wm.open_mainfile(filepath=str(work / f"{name.replace(':', '_')}.blend"), load_ui=False)
@@ -63,6 +67,18 @@ def main(argv: list[str] | None = None) -> None:
     print(json.dumps({"frame": frame, "seconds": round(frame / fps, 2), "angry_vs_happy_max": float(difference[frame].max()),
                       "angry_vs_happy_mean": float(difference[frame].mean())}))
     print(f"wrote {args.out}")
+
+
+def passage_frames(audio: Path, emotion: str, fps: float, frames: int) -> tuple[int, int]:
+    """Frames [first, end) of the first passage spoken with `emotion` in the sample's description
+    (AUDIO.json, as samples/demo_speech.json): the same sentence for all three takes, spoken
+    neutrally by default. The whole clip when there is no description or no such passage."""
+    description = audio.with_suffix(".json")
+    if description.is_file():
+        for passage in json.loads(description.read_text()).get("passages", []):
+            if passage.get("emotion") == emotion:
+                return int(passage["start"] * fps), min(frames, int(passage["end"] * fps))
+    return 0, frames
 
 
 if __name__ == "__main__":

@@ -34,3 +34,13 @@ def test_seed_table_gives_each_seed_and_mean_and_spread(tmp_path):
     assert "60.00" in rows["template only (no motion)"]
     with pytest.raises(ValueError):
         seeds.parse_run("full")
+
+
+def test_emotion_stills_picks_the_frame_within_the_neutral_passage(tmp_path):
+    stills = load("emotion_stills")
+    audio = tmp_path / "sample.wav"
+    assert stills.passage_frames(audio, "neutral", 25, 300) == (0, 300)  # no description: the whole clip
+    audio.with_suffix(".json").write_text(json.dumps({"passages": [
+        {"emotion": "happy", "start": 0.0, "end": 2.0}, {"emotion": "neutral", "start": 2.5, "end": 20.0}]}))
+    assert stills.passage_frames(audio, "neutral", 25, 300) == (62, 300)  # clipped to the take's frames
+    assert stills.passage_frames(audio, "sad", 25, 300) == (0, 300)
