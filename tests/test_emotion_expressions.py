@@ -93,3 +93,16 @@ def test_a_corpus_without_labels_is_refused_in_one_line(tmp_path, labelled, caps
     bare = make_corpus(tmp_path / "bare")
     code, _, err = run_cli_captured(capsys, "bundle", "expressions", str(bundle), "--data", str(bare))
     assert code == 2 and "emotions/" in err and "is missing" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_corpus_of_another_mesh_is_refused_in_one_line(tmp_path, tiny_bundle_dir, capsys):
+    import shutil
+
+    corpus = make_corpus(tmp_path / "corpus")  # 60 vertices; the session's tiny bundle has 200
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle_dir, bundle)
+    from talking_head.app.cli import main
+
+    assert main(["bundle", "emotions", str(bundle), "--speech", str(_speech_set(tmp_path / "speech"))]) == 0
+    code, _, err = run_cli_captured(capsys, "bundle", "expressions", str(bundle), "--data", str(corpus))
+    assert code == 2 and "60 vertices" in err and "200" in err and "Traceback" not in err

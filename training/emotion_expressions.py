@@ -94,6 +94,9 @@ def fit_expressions(bundle_dir: str | Path, data: str | Path, cache: str | Path 
         raise ExpressionsError(f"the bundle {bundle_dir.name} has no emotion prototypes: build them first with `talking-head bundle emotions`")
     labels = list(prototypes.labels)
     corpus = Corpus(data)
+    if corpus.n_vertices != cfg.n_vertices:
+        raise ExpressionsError(f"{data} has faces of {corpus.n_vertices} vertices, the bundle {bundle_dir.name} {cfg.n_vertices}: "
+                               "learned expressions need the corpus the bundle's faces were trained on")
     cache = Path(cache) if cache else data / ".cache"
     windows = (cfg.encode_window_s, cfg.encode_context_s)
     features = FeatureCache(cache / "features", ContextEncoder(bundle.encoder_source("context"), *windows),
