@@ -66,6 +66,7 @@ class EmotionPrototypes:
     measure: dict[str, Any] = field(default_factory=dict)
     expressions: np.ndarray | None = None  # (C, V, 3) learned expression shapes (training/emotion_expressions.py), or None
     expressions_measure: dict[str, Any] = field(default_factory=dict)
+    head_gains: np.ndarray | None = None  # (C,) learned head-motion amplitude per class, or None
 
     def save(self, path: str | Path) -> None:
         from safetensors.numpy import save
@@ -75,6 +76,8 @@ class EmotionPrototypes:
         if self.expressions is not None:
             tensors["expressions"] = np.ascontiguousarray(self.expressions, np.float32)
             meta["expressions_measure"] = self.expressions_measure
+        if self.head_gains is not None:
+            tensors["head_gains"] = np.ascontiguousarray(self.head_gains, np.float32)
         Path(path).write_bytes(save(tensors, metadata={key: json.dumps(value) for key, value in meta.items()}))
 
     @classmethod
@@ -88,6 +91,7 @@ class EmotionPrototypes:
                 meta = f.metadata() or {}
                 vectors = f.get_tensor("prototypes").astype(np.float32)
                 expressions = f.get_tensor("expressions").astype(np.float32) if "expressions" in f.keys() else None
+                head_gains = f.get_tensor("head_gains").astype(np.float32) if "head_gains" in f.keys() else None
             labels = [str(x) for x in json.loads(meta["labels"])]
             clips = [int(x) for x in json.loads(meta.get("clips", "[]"))]
             weighting = str(json.loads(meta.get("weighting", '"mean"')))
@@ -100,9 +104,11 @@ class EmotionPrototypes:
                                f"the emotion encoder gives {dim}-d features; {BUILD_HINT}")
         if expressions is not None and (expressions.ndim != 3 or len(expressions) != len(labels) or expressions.shape[2] != 3):
             raise EmotionError(f"{path.name} in {path.parent} holds {expressions.shape} learned expressions for {len(labels)} labels; {EXPRESSIONS_HINT}")
-        if not np.isfinite(vectors).all() or (expressions is not None and not np.isfinite(expressions).all()):
+        if head_gains is not None and (head_gains.shape != (len(labels),) or not (head_gains >= 0).all()):
+            raise EmotionError(f"{path.name} in {path.parent} holds head gains {head_gains.shape} for {len(labels)} labels; {EXPRESSIONS_HINT}")
+        if not np.isfinite(vectors).all() or any(x is not None and not np.isfinite(x).all() for x in (expressions, head_gains)):
             raise EmotionError(f"{path.name} in {path.parent} has non-finite values; {BUILD_HINT}")
-        return cls(labels, vectors, clips, weighting, measure, expressions, expressions_measure)
+        return cls(labels, vectors, clips, weighting, measure, expressions, expressions_measure, head_gains)
 
 
 @dataclass
@@ -286,6 +292,22 @@ def add_expressions(faces: np.ndarray, direction: EmotionDirection | None, proto
         part = slice(start, start + chunk)
         faces[part] += (weights[part].astype(np.float32) @ flat).reshape(-1, *faces.shape[1:])
     return faces
+
+
+def direct_head_motion(rotation: np.ndarray, translation: np.ndarray, direction: EmotionDirection | None,
+                       prototypes: EmotionPrototypes | None, fps: float) -> tuple[np.ndarray, np.ndarray]:
+    """Gh's head motion (N, 3, 3), (N, 3) with the bundle's learned amplitude of each directed
+    class: per frame a = v(t) + sum_c w_c(t) g_c (the voice's share keeps 1), every angle and
+    the translation times a (training/emotion_expressions.py fits g_c: the corpus's head motion
+    of the class over Gh's under the class's prototypes). As given without a direction or gains."""
+    if direction is None or direction.is_voice_only() or prototypes is None or prototypes.head_gains is None:
+        return rotation, translation
+    from .geometry import matrices_to_quaternions, quaternions_to_matrices, scale_rotation
+
+    weights, voice = direction.sample(np.arange(len(rotation)) / float(fps), prototypes.labels)
+    amplitude = voice + weights @ prototypes.head_gains.astype(np.float64)
+    scaled = quaternions_to_matrices(scale_rotation(matrices_to_quaternions(rotation), amplitude))
+    return scaled.astype(rotation.dtype), (translation * amplitude[:, None]).astype(translation.dtype)
 
 
 def check_direction(direction: EmotionDirection | None, prototypes: EmotionPrototypes | None, bundle: str = "the bundle") -> None:

@@ -99,8 +99,15 @@ def slerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
     return out / np.linalg.norm(out, axis=1, keepdims=True)
 
 
-def scale_rotation(q: np.ndarray, amplitude: float) -> np.ndarray:
-    """The same axes, `amplitude` times the angles (q ** amplitude)."""
+def scale_rotation(q: np.ndarray, amplitude: float | np.ndarray) -> np.ndarray:
+    """The same axes, `amplitude` times the angles (q ** amplitude): one number, or one per
+    rotation (N,)."""
+    if np.ndim(amplitude):
+        half = np.arccos(np.clip(q[:, 0], -1, 1))
+        sin = np.sin(half)
+        axis = q[:, 1:] / np.maximum(sin, 1e-12)[:, None]
+        half = half * np.asarray(amplitude, np.float64)
+        return np.concatenate([np.cos(half)[:, None], np.sin(half)[:, None] * axis], axis=1)
     if amplitude == 1.0:
         return q
     identity = np.tile([1.0, 0.0, 0.0, 0.0], (len(q), 1))

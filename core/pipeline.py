@@ -17,7 +17,7 @@ from .arkit import ARKIT_NAMES, ArkitSolver, TemplateLandmarksError, template_ar
 from .audio import SAMPLE_RATE, frame_count, load_audio
 from .bundle import ModelBundle
 from .device import resolve_device, resolve_precision
-from .emotion_direction import EmotionDirection, add_expressions, direct
+from .emotion_direction import EmotionDirection, add_expressions, direct, direct_head_motion
 from .eyes import SKIPPED, EyeMotion, add_eyes, eye_motion
 from .model import head_noise, interpolate_frames
 from . import pauses
@@ -190,6 +190,8 @@ class Animator:
             add_eyes(emotional, self.arkit_solver().shapes, eyes)
         rotation = motion.rotation[0].float().cpu().numpy()
         translation = motion.translation[0].float().cpu().numpy()
+        # a directed emotion's learned head-motion amplitude (when the bundle has it)
+        rotation, translation = direct_head_motion(rotation, translation, direction, bundle.emotion_prototypes, cfg.fps)
         del motion  # on a GPU, its tensors; on the CPU the arrays above keep their memory
         pivot = bundle.pivot
         # v_t = R_t (ye_t - P) + P + tau_t  (METHOD.md section 6)

@@ -75,6 +75,14 @@ def test_expressions_are_fitted_stored_and_added_and_leave_the_voice_alone(label
     # the happy take is the prototype-directed one plus the happy shape, half of it at 0.5
     np.testing.assert_allclose(happy_after["emotional"] - happy_before["emotional"], np.broadcast_to(stored.expressions[happy], happy_after["emotional"].shape), atol=1e-5)
     assert not np.allclose(half["emotional"], happy_after["emotional"])
+    # the head: a learned amplitude per class, 1 for the classes no take shows
+    gains = stored.head_gains
+    assert gains.shape == (5,) and np.all(gains[[2, 3, 4]] == 1.0) and gains[happy] > 0 and gains[happy] != 1.0
+    assert "happy" in m["head_amplitude_degrees"] and "neutral" in m["head_amplitude_degrees"]
+    np.testing.assert_array_equal(voice_before["rotation"], voice_after["rotation"])
+    angle = lambda r: np.arccos(np.clip((np.trace(r, axis1=1, axis2=2) - 1) / 2, -1, 1))  # noqa: E731
+    np.testing.assert_allclose(angle(happy_after["rotation"]), gains[happy] * angle(happy_before["rotation"]), rtol=1e-3, atol=1e-6)
+    np.testing.assert_allclose(happy_after["translation"], gains[happy] * happy_before["translation"], rtol=1e-5, atol=1e-7)
 
 
 def test_rebuilding_prototypes_keeps_the_learned_expressions(labelled, tmp_path):
@@ -106,3 +114,27 @@ def test_a_corpus_of_another_mesh_is_refused_in_one_line(tmp_path, tiny_bundle_d
     assert main(["bundle", "emotions", str(bundle), "--speech", str(_speech_set(tmp_path / "speech"))]) == 0
     code, _, err = run_cli_captured(capsys, "bundle", "expressions", str(bundle), "--data", str(corpus))
     assert code == 2 and "60 vertices" in err and "200" in err and "Traceback" not in err
+
+
+def test_head_amplitude_follows_the_direction_and_leaves_the_voice_alone():
+    from talking_head.core.emotion_direction import EmotionDirection, EmotionKey, direct_head_motion, parse_emotion
+    from talking_head.core.geometry import matrices_to_quaternions, quaternions_to_matrices
+
+    rng = np.random.default_rng(1)
+    q = rng.standard_normal((10, 4)) * [1, 0.05, 0.05, 0.05] + [3, 0, 0, 0]
+    rotation = quaternions_to_matrices(q / np.linalg.norm(q, axis=1, keepdims=True)).astype(np.float32)
+    translation = rng.standard_normal((10, 3)).astype(np.float32)
+    prototypes = EmotionPrototypes(LABELS, np.zeros((5, 4), np.float32), head_gains=np.array([1, 2, 0.5, 1, 1], np.float32))
+    assert direct_head_motion(rotation, translation, None, prototypes, 25)[0] is rotation
+    same = direct_head_motion(rotation, translation, EmotionDirection([EmotionKey(0.0, {}, 1.0)]), prototypes, 25)
+    assert same[0] is rotation and same[1] is translation
+    angle = lambda r: 2 * np.arccos(np.clip(matrices_to_quaternions(r)[:, 0], -1, 1))  # noqa: E731
+    turned, moved = direct_head_motion(rotation, translation, parse_emotion("happy:0.5"), prototypes, 25)  # a = 0.5 + 0.5 * 2
+    np.testing.assert_allclose(angle(turned), 1.5 * angle(rotation), rtol=1e-4)
+    np.testing.assert_allclose(moved, 1.5 * translation, rtol=1e-6)
+    calm, _ = direct_head_motion(rotation, translation, parse_emotion("sad:1"), prototypes, 25)
+    np.testing.assert_allclose(angle(calm), 0.5 * angle(rotation), rtol=1e-4)
+    # a ramp: frame by frame
+    ramp = EmotionDirection([EmotionKey(0.0, {}, 1.0), EmotionKey(9 / 25, {"happy": 1.0}, 0.0)])
+    ramped, _ = direct_head_motion(rotation, translation, ramp, prototypes, 25)
+    np.testing.assert_allclose(angle(ramped), (1 + np.arange(10) / 9) * angle(rotation), rtol=1e-4)

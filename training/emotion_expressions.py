@@ -22,6 +22,13 @@ generated as at inference with its labelled direction (class c at the labelled i
 corpus's (ridge-regularised, no intercept; neutral takes have w = 0 and anchor it; the neutral
 class has no shape). The model's weights do not change and without a direction nothing is
 added: a take without one is exactly what it was (tested).
+
+The head likewise: under a class's prototypes Gh moves the head less than the corpus's takes of
+that class do (prototypes are averages), and the corpus moves it more for anger than for
+sadness. Per class a gain g_c = (the corpus's head amplitude over its takes of c) / (Gh's over
+the same takes directed as c), amplitude being `head_amplitude`; a directed take's angles and
+translation are then scaled by v(t) + sum_c w_c(t) g_c (core/emotion_direction.py
+`direct_head_motion`). Neutral takes, directed neutral:1, give the neutral class's.
 """
 
 from __future__ import annotations
@@ -36,10 +43,12 @@ from ..core.bundle import ModelBundle
 from ..core.emotion_direction import PROTOTYPES, EmotionPrototypes
 from ..core.encoders import ContextEncoder, EmotionEncoder
 from ..core.errors import TalkingHeadError
+from ..core.geometry import matrices_to_quaternions
+from ..core.model import FaceMotion, head_noise
 from .corpus.emotions import EMOTIONS
 from .dataset import Clip, Corpus
 from .features import FeatureCache
-from .training_data import build_examples
+from .training_data import Example, build_examples
 
 RIDGE = 1e-3  # times the mean diagonal of W^T W
 
@@ -68,21 +77,32 @@ def frame_weights(corpus_root: Path, clip: Clip, frames: int, labels: list[str])
 
 
 @torch.no_grad()
-def _directed_faces(bundle: ModelBundle, context: torch.Tensor, emotion: torch.Tensor, subject: int, weights: np.ndarray) -> np.ndarray:
-    """Ge's faces (N, 3V), displacements from the template, generated as `animate` makes them
-    with the direction `weights` (N, C) at each frame (the prototype mix; the voice keeps
-    1 - sum): what the learned expressions are added to."""
+def _directed_take(bundle: ModelBundle, example: Example, weights: np.ndarray, seed: int = 0) -> FaceMotion:
+    """A take generated as `animate` makes it with the direction `weights` (N, C) at each frame
+    (the prototype mix; the voice keeps 1 - sum): Ge's faces as displacements (1, N, 3V), the
+    head motion of noise seed `seed` (when the bundle has Gh)."""
     cfg, prototypes = bundle.config, bundle.emotion_prototypes
     w = torch.from_numpy(np.repeat(weights, cfg.k, axis=0))  # (kN, C)
     voice = (1.0 - w.sum(dim=1, keepdim=True)).clamp_min(0.0)
-    directed = voice * emotion + w @ torch.from_numpy(prototypes.vectors)
-    motion = bundle.model.generate(context[None], directed[None], torch.tensor([subject]), with_head=False)
-    return motion.emotional[0].numpy()
+    directed = voice * example.emotion + w @ torch.from_numpy(prototypes.vectors)
+    noise = head_noise(seed, directed.shape[0], cfg.d_model, sigma=cfg.head_noise_sigma)
+    return bundle.model.generate(example.context[None], directed[None], torch.tensor([example.subject]), noise=noise,
+                                 with_head=bundle.model.head is not None)
+
+
+def head_amplitude(rotation: np.ndarray) -> float:
+    """How much a head moves over a take: the norm over axes of the std over time of its
+    rotation vectors (N, 3, 3) -> radians."""
+    q = matrices_to_quaternions(np.asarray(rotation, np.float64))
+    half = np.arccos(np.clip(q[:, 0], -1, 1))
+    rotvec = 2 * half[:, None] * q[:, 1:] / np.maximum(np.sin(half), 1e-12)[:, None]
+    return float(np.sqrt(rotvec.var(axis=0).sum()))
 
 
 def fit_expressions(bundle_dir: str | Path, data: str | Path, cache: str | Path | None = None,
                     progress: Callable[[str, int, int], None] | None = None) -> EmotionPrototypes:
-    """Fit X on the corpus's training takes, measure it on its validation takes, write it into
+    """Fit X (and, for a bundle with Gh and a corpus with poses, the head gains) on the corpus's
+    training takes, measure X on its validation takes, write both into
     BUNDLE/emotion_prototypes.safetensors (the prototypes stay), return the prototypes."""
     bundle_dir, data = Path(bundle_dir), Path(data)
     bundle = ModelBundle.load(bundle_dir)
@@ -109,20 +129,36 @@ def fit_expressions(bundle_dir: str | Path, data: str | Path, cache: str | Path 
     for clip in clips + corpus.subset("val"):  # every label read before the first take's seconds are spent
         if clip.emotional:
             frame_weights(data, clip, 0, labels)
+    heads = bundle.model.head is not None and corpus.has_poses
+    amplitudes: dict[str, list[tuple[float, float]]] = {name: [] for name in labels}  # class -> [(corpus's, Gh's)]
     for done, clip in enumerate(clips):
-        if clip.emotional:
+        if clip.emotional or (heads and "neutral" in labels):
             example = build_examples(corpus, [clip], features, list(cfg.subjects), cfg.k, cache, progress=False)[0]
             target = example.target.emotional.numpy()
-            weights = frame_weights(data, clip, len(target), labels).astype(np.float64)
-            missed = target - _directed_faces(bundle, example.context, example.emotion, example.subject, weights.astype(np.float32))
-            gram += weights.T @ weights
-            product += weights.T @ missed
+            weights = frame_weights(data, clip, len(target), labels)
+            if clip.emotional:
+                take = _directed_take(bundle, example, weights, seed=done)
+                gram += weights.astype(np.float64).T @ weights
+                product += weights.astype(np.float64).T @ (target - take.emotional[0].numpy())
+                label = labels[int(np.argmax(weights.sum(axis=0)))] if weights.any() else None
+            else:  # a neutral take, directed neutral:1: the neutral class's head motion
+                take = _directed_take(bundle, example, np.eye(len(labels), dtype=np.float32)[[labels.index("neutral")] * len(target)], seed=done)
+                label = "neutral"
+            if heads and example.has_pose and label is not None:
+                amplitudes[label].append((head_amplitude(example.target.rotation.numpy()), head_amplitude(take.rotation[0].numpy())))
         if progress:
             progress("fitting", done + 1, len(clips))
     ridge = RIDGE * max(float(np.trace(gram)) / len(labels), 1e-12)
     expressions = np.linalg.solve(gram + ridge * np.eye(len(labels)), product)  # (C, 3V); zero for a class no take shows
     prototypes.expressions = expressions.reshape(len(labels), cfg.n_vertices, 3).astype(np.float32)
     prototypes.expressions_measure = _measure(bundle, corpus, data, features, cache, labels, prototypes.expressions)
+    if heads:
+        # g_c: the corpus's head motion of class c over Gh's under the class's direction (1: no take of it)
+        prototypes.head_gains = np.array([np.mean([a for a, _ in amplitudes[name]]) / max(np.mean([b for _, b in amplitudes[name]]), 1e-9)
+                                          if amplitudes[name] else 1.0 for name in labels], np.float32)
+        prototypes.expressions_measure["head_amplitude_degrees"] = {
+            name: {"corpus": round(float(np.degrees(np.mean([a for a, _ in v]))), 3), "directed": round(float(np.degrees(np.mean([b for _, b in v]))), 3), "takes": len(v)}
+            for name, v in amplitudes.items() if v}
     prototypes.save(bundle_dir / PROTOTYPES)
     return prototypes
 
@@ -137,8 +173,8 @@ def _measure(bundle: ModelBundle, corpus: Corpus, data: Path, features: FeatureC
         example = build_examples(corpus, [clip], features, list(cfg.subjects), cfg.k, cache, progress=False)[0]
         target = example.target.emotional.numpy().reshape(-1, cfg.n_vertices, 3)
         weights = frame_weights(data, clip, len(target), labels)
-        voice = _directed_faces(bundle, example.context, example.emotion, example.subject, np.zeros_like(weights))
-        directed = _directed_faces(bundle, example.context, example.emotion, example.subject, weights).reshape(target.shape)
+        voice = _directed_take(bundle, example, np.zeros_like(weights)).emotional[0].numpy()
+        directed = _directed_take(bundle, example, weights).emotional[0].numpy().reshape(target.shape)
         added = directed + np.einsum("tc,cvk->tvk", weights, expressions)
         for name, faces in (("voice", voice.reshape(target.shape)), ("prototypes", directed), ("expressions", added)):
             errors[name].append(float(((faces - target) ** 2).sum(-1).mean()))
