@@ -297,15 +297,22 @@ def add_expressions(faces: np.ndarray, direction: EmotionDirection | None, proto
 def direct_head_motion(rotation: np.ndarray, translation: np.ndarray, direction: EmotionDirection | None,
                        prototypes: EmotionPrototypes | None, fps: float) -> tuple[np.ndarray, np.ndarray]:
     """Gh's head motion (N, 3, 3), (N, 3) with the bundle's learned amplitude of each directed
-    class: per frame a = v(t) + sum_c w_c(t) g_c (the voice's share keeps 1), every angle and
-    the translation times a (training/emotion_expressions.py fits g_c: the corpus's head motion
-    of the class over Gh's under the class's prototypes). As given without a direction or gains."""
+    class, every angle and the translation times a per frame (training/emotion_expressions.py
+    fits g_c: the corpus's head motion of the class over Gh's under the class's prototypes):
+
+        a = (v + sum_c w_c g_c + max(0, 1 - s)) / max(1, s),    s = v + sum_c w_c
+
+    a mean of the gains and 1 (the voice's share, and whatever the weights leave) weighted by
+    the weights: `happy:1` gives g_happy, `happy:0.5` half-way to it; never beyond the gains
+    (sliders left at voice 1 with happy 1 give the mean of 1 and g_happy, not their sum), and
+    `voice:0` alone does not freeze the head. As given without a direction or gains."""
     if direction is None or direction.is_voice_only() or prototypes is None or prototypes.head_gains is None:
         return rotation, translation
     from .geometry import matrices_to_quaternions, quaternions_to_matrices, scale_rotation
 
     weights, voice = direction.sample(np.arange(len(rotation)) / float(fps), prototypes.labels)
-    amplitude = voice + weights @ prototypes.head_gains.astype(np.float64)
+    total = voice + weights.sum(axis=1)
+    amplitude = (voice + weights @ prototypes.head_gains.astype(np.float64) + np.maximum(0.0, 1.0 - total)) / np.maximum(1.0, total)
     scaled = quaternions_to_matrices(scale_rotation(matrices_to_quaternions(rotation), amplitude))
     return scaled.astype(rotation.dtype), (translation * amplitude[:, None]).astype(translation.dtype)
 

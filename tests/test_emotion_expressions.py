@@ -134,6 +134,12 @@ def test_head_amplitude_follows_the_direction_and_leaves_the_voice_alone():
     np.testing.assert_allclose(moved, 1.5 * translation, rtol=1e-6)
     calm, _ = direct_head_motion(rotation, translation, parse_emotion("sad:1"), prototypes, 25)
     np.testing.assert_allclose(angle(calm), 0.5 * angle(rotation), rtol=1e-4)
+    # sliders left at voice 1 with happy at 1: the mean of 1 and the gain, not their sum
+    both, _ = direct_head_motion(rotation, translation, parse_emotion("happy:1,voice:1"), prototypes, 25)
+    np.testing.assert_allclose(angle(both), 1.5 * angle(rotation), rtol=1e-4)
+    # the voice silenced and nothing else: the head keeps Gh's motion, not frozen
+    kept, _ = direct_head_motion(rotation, translation, parse_emotion("voice:0"), prototypes, 25)
+    np.testing.assert_allclose(angle(kept), angle(rotation), rtol=1e-4)
     # a ramp: frame by frame
     ramp = EmotionDirection([EmotionKey(0.0, {}, 1.0), EmotionKey(9 / 25, {"happy": 1.0}, 0.0)])
     ramped, _ = direct_head_motion(rotation, translation, ramp, prototypes, 25)

@@ -27,7 +27,7 @@ The head likewise: under a class's prototypes Gh moves the head less than the co
 that class do (prototypes are averages), and the corpus moves it more for anger than for
 sadness. Per class a gain g_c = (the corpus's head amplitude over its takes of c) / (Gh's over
 the same takes directed as c), amplitude being `head_amplitude`; a directed take's angles and
-translation are then scaled by v(t) + sum_c w_c(t) g_c (core/emotion_direction.py
+translation are then scaled by a weighted mean of 1 and the gains (core/emotion_direction.py
 `direct_head_motion`). Neutral takes, directed neutral:1, give the neutral class's.
 """
 
