@@ -154,7 +154,8 @@ def run_demo(bundle: Path | None = None, out: Path = Path("out"), audio: Path | 
         sys.stdout.flush()
         print(f"warning: {_show(bundle)} is an UNTRAINED bundle (random weights): the face moves, but the motion means nothing",
               file=sys.stderr)
-    print(f"Next, your own voice: talking-head bake my_voice.wav --bundle {_show(bundle)} --blend {_show(out / 'my_voice.blend')}")
+    print(f"Next, your own voice: talking-head bake my_voice.wav --bundle {_show(bundle)} --blend {_show(out / 'my_voice.blend')}"
+          " (add --emotion happy:1 to direct its emotion)")
     return paths
 
 
