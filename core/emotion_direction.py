@@ -164,16 +164,10 @@ class EmotionDirection:
         """Emotion features (1, kN, De) torch tensor -> the directed features (same shape).
         Audio step j belongs to face frame i = j // k (the alignment of METHOD.md section 2), and
         takes the weights at that frame's time i / fps."""
-        import torch
-
         steps = emotion.shape[1]
         times = (np.arange(steps) // k) / float(fps)
         weights, voice = self.sample(times, prototypes.labels)
-        weights_t = torch.as_tensor(weights, dtype=emotion.dtype, device=emotion.device)
-        voice_t = torch.as_tensor(voice, dtype=emotion.dtype, device=emotion.device)
-        protos = torch.as_tensor(prototypes.vectors, dtype=emotion.dtype, device=emotion.device)
-        # e'_j = v(t_i) e_j + sum_c w_c(t_i) proto_c
-        return voice_t[None, :, None] * emotion + (weights_t @ protos)[None]
+        return mix_prototypes(emotion, weights, voice, prototypes)
 
     def to_json(self) -> dict[str, Any]:
         return {"keys": [{"time": key.time, **key.weights, VOICE: key.from_voice} for key in self.keys]}
@@ -276,8 +270,28 @@ def direct(emotion, direction: EmotionDirection | None, prototypes: EmotionProto
     return direction.apply(emotion, prototypes, fps, k)
 
 
-def add_expressions(faces: np.ndarray, direction: EmotionDirection | None, prototypes: EmotionPrototypes | None, fps: float,
-                    chunk: int = 32) -> np.ndarray:
+def mix_prototypes(emotion, weights: np.ndarray, voice: np.ndarray, prototypes: EmotionPrototypes):
+    """e'_j = v_j e_j + sum_c w_jc proto_c: emotion features (1, S, De) torch tensor, weights
+    (S, C) and voice (S,) per audio step -> the features Ge and Gh read."""
+    import torch
+
+    weights_t = torch.as_tensor(weights, dtype=emotion.dtype, device=emotion.device)
+    voice_t = torch.as_tensor(voice, dtype=emotion.dtype, device=emotion.device)
+    protos = torch.as_tensor(prototypes.vectors, dtype=emotion.dtype, device=emotion.device)
+    return voice_t[None, :, None] * emotion + (weights_t @ protos)[None]
+
+
+def add_shapes(faces: np.ndarray, weights: np.ndarray, shapes: np.ndarray, chunk: int = 32) -> np.ndarray:
+    """faces (N, V, 3) += weights (N, C) x shapes (C, V, 3), in place, a few frames at a time (no
+    second whole-take array)."""
+    flat = shapes.reshape(len(shapes), -1)
+    for start in range(0, len(faces), chunk):
+        part = slice(start, start + chunk)
+        faces[part] += (weights[part].astype(np.float32) @ flat).reshape(-1, *faces.shape[1:])
+    return faces
+
+
+def add_expressions(faces: np.ndarray, direction: EmotionDirection | None, prototypes: EmotionPrototypes | None, fps: float) -> np.ndarray:
     """Add the bundle's learned expression shapes to Ge's faces (N, V, 3), in place, weighted by
     the direction at each frame: ye'_t = ye_t + sum_c w_c(t) X_c (training/emotion_expressions.py).
     Nothing without a direction or learned expressions; EmotionError for shapes of another mesh."""
@@ -287,11 +301,7 @@ def add_expressions(faces: np.ndarray, direction: EmotionDirection | None, proto
     if shapes.shape[1] != faces.shape[1]:
         raise EmotionError(f"the learned expressions are for {shapes.shape[1]} vertices, the faces have {faces.shape[1]}; {EXPRESSIONS_HINT}")
     weights, _ = direction.sample(np.arange(len(faces)) / float(fps), prototypes.labels)
-    flat = shapes.reshape(len(shapes), -1)
-    for start in range(0, len(faces), chunk):  # a few frames at a time: no second whole-take array
-        part = slice(start, start + chunk)
-        faces[part] += (weights[part].astype(np.float32) @ flat).reshape(-1, *faces.shape[1:])
-    return faces
+    return add_shapes(faces, weights, shapes)
 
 
 def direct_head_motion(rotation: np.ndarray, translation: np.ndarray, direction: EmotionDirection | None,

@@ -99,23 +99,23 @@ def slerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
     return out / np.linalg.norm(out, axis=1, keepdims=True)
 
 
+def half_angles_axes(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Unit quaternions (N, 4) -> half their rotation angles (N,) and their unit axes (N, 3)
+    (zero for no rotation). The rotation vectors are 2 * half * axis."""
+    half = np.arccos(np.clip(q[:, 0], -1, 1))
+    return half, q[:, 1:] / np.maximum(np.sin(half), 1e-12)[:, None]
+
+
 def scale_rotation(q: np.ndarray, amplitude: float | np.ndarray) -> np.ndarray:
     """The same axes, `amplitude` times the angles (q ** amplitude): one number, or one per
     rotation (N,)."""
-    if np.ndim(amplitude):
-        half = np.arccos(np.clip(q[:, 0], -1, 1))
-        sin = np.sin(half)
-        axis = q[:, 1:] / np.maximum(sin, 1e-12)[:, None]
-        half = half * np.asarray(amplitude, np.float64)
-        return np.concatenate([np.cos(half)[:, None], np.sin(half)[:, None] * axis], axis=1)
-    if amplitude == 1.0:
-        return q
-    identity = np.tile([1.0, 0.0, 0.0, 0.0], (len(q), 1))
-    if amplitude <= 1.0:
-        return slerp(identity, q, np.full(len(q), amplitude))
-    half = np.arccos(np.clip(q[:, 0], -1, 1))
-    axis = q[:, 1:] / np.maximum(np.sin(half), 1e-12)[:, None]
-    half = half * amplitude
+    if not np.ndim(amplitude):
+        if amplitude == 1.0:
+            return q
+        if amplitude <= 1.0:
+            return slerp(np.tile([1.0, 0.0, 0.0, 0.0], (len(q), 1)), q, np.full(len(q), amplitude))
+    half, axis = half_angles_axes(q)
+    half = half * np.asarray(amplitude, np.float64)
     return np.concatenate([np.cos(half)[:, None], np.sin(half)[:, None] * axis], axis=1)
 
 

@@ -40,10 +40,10 @@ import numpy as np
 import torch
 
 from ..core.bundle import ModelBundle
-from ..core.emotion_direction import PROTOTYPES, EmotionPrototypes
+from ..core.emotion_direction import PROTOTYPES, EmotionPrototypes, add_shapes, mix_prototypes
 from ..core.encoders import ContextEncoder, EmotionEncoder
 from ..core.errors import TalkingHeadError
-from ..core.geometry import matrices_to_quaternions
+from ..core.geometry import half_angles_axes, matrices_to_quaternions
 from ..core.model import FaceMotion, head_noise
 from .corpus.emotions import EMOTIONS
 from .dataset import Clip, Corpus
@@ -81,21 +81,19 @@ def _directed_take(bundle: ModelBundle, example: Example, weights: np.ndarray, s
     """A take generated as `animate` makes it with the direction `weights` (N, C) at each frame
     (the prototype mix; the voice keeps 1 - sum): Ge's faces as displacements (1, N, 3V), the
     head motion of noise seed `seed` (when the bundle has Gh)."""
-    cfg, prototypes = bundle.config, bundle.emotion_prototypes
-    w = torch.from_numpy(np.repeat(weights, cfg.k, axis=0))  # (kN, C)
-    voice = (1.0 - w.sum(dim=1, keepdim=True)).clamp_min(0.0)
-    directed = voice * example.emotion + w @ torch.from_numpy(prototypes.vectors)
-    noise = head_noise(seed, directed.shape[0], cfg.d_model, sigma=cfg.head_noise_sigma)
-    return bundle.model.generate(example.context[None], directed[None], torch.tensor([example.subject]), noise=noise,
+    cfg = bundle.config
+    steps = np.repeat(weights, cfg.k, axis=0)  # (kN, C): face frame i's weights on its k audio steps
+    directed = mix_prototypes(example.emotion[None], steps, np.maximum(0.0, 1.0 - steps.sum(axis=1)), bundle.emotion_prototypes)
+    noise = head_noise(seed, directed.shape[1], cfg.d_model, sigma=cfg.head_noise_sigma)
+    return bundle.model.generate(example.context[None], directed, torch.tensor([example.subject]), noise=noise,
                                  with_head=bundle.model.head is not None)
 
 
 def head_amplitude(rotation: np.ndarray) -> float:
     """How much a head moves over a take: the norm over axes of the std over time of its
     rotation vectors (N, 3, 3) -> radians."""
-    q = matrices_to_quaternions(np.asarray(rotation, np.float64))
-    half = np.arccos(np.clip(q[:, 0], -1, 1))
-    rotvec = 2 * half[:, None] * q[:, 1:] / np.maximum(np.sin(half), 1e-12)[:, None]
+    half, axis = half_angles_axes(matrices_to_quaternions(np.asarray(rotation, np.float64)))
+    rotvec = 2 * half[:, None] * axis
     return float(np.sqrt(rotvec.var(axis=0).sum()))
 
 
@@ -175,7 +173,7 @@ def _measure(bundle: ModelBundle, corpus: Corpus, data: Path, features: FeatureC
         weights = frame_weights(data, clip, len(target), labels)
         voice = _directed_take(bundle, example, np.zeros_like(weights)).emotional[0].numpy()
         directed = _directed_take(bundle, example, weights).emotional[0].numpy().reshape(target.shape)
-        added = directed + np.einsum("tc,cvk->tvk", weights, expressions)
+        added = add_shapes(directed.copy(), weights, expressions)
         for name, faces in (("voice", voice.reshape(target.shape)), ("prototypes", directed), ("expressions", added)):
             errors[name].append(float(((faces - target) ** 2).sum(-1).mean()))
     return {"takes": len(clips), **{f"{name}_error": float(np.mean(v)) if v else None for name, v in errors.items()}}
