@@ -291,17 +291,26 @@ def add_shapes(faces: np.ndarray, weights: np.ndarray, shapes: np.ndarray, chunk
     return faces
 
 
+def _frame_weights(direction: EmotionDirection | None, prototypes: EmotionPrototypes | None, learned, frames: int,
+                   fps: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """(weights (N, C), voice (N,)) of the direction at each face frame's time, or None when there
+    is no direction to follow or the bundle did not learn what would follow it (`learned`)."""
+    if direction is None or direction.is_voice_only() or learned is None:
+        return None
+    return direction.sample(np.arange(frames) / float(fps), prototypes.labels)
+
+
 def add_expressions(faces: np.ndarray, direction: EmotionDirection | None, prototypes: EmotionPrototypes | None, fps: float) -> np.ndarray:
     """Add the bundle's learned expression shapes to Ge's faces (N, V, 3), in place, weighted by
     the direction at each frame: ye'_t = ye_t + sum_c w_c(t) X_c (training/emotion_expressions.py).
     Nothing without a direction or learned expressions; EmotionError for shapes of another mesh."""
-    if direction is None or direction.is_voice_only() or prototypes is None or prototypes.expressions is None:
+    sampled = _frame_weights(direction, prototypes, None if prototypes is None else prototypes.expressions, len(faces), fps)
+    if sampled is None:
         return faces
     shapes = prototypes.expressions
     if shapes.shape[1] != faces.shape[1]:
         raise EmotionError(f"the learned expressions are for {shapes.shape[1]} vertices, the faces have {faces.shape[1]}; {EXPRESSIONS_HINT}")
-    weights, _ = direction.sample(np.arange(len(faces)) / float(fps), prototypes.labels)
-    return add_shapes(faces, weights, shapes)
+    return add_shapes(faces, sampled[0], shapes)
 
 
 def direct_head_motion(rotation: np.ndarray, translation: np.ndarray, direction: EmotionDirection | None,
@@ -316,11 +325,12 @@ def direct_head_motion(rotation: np.ndarray, translation: np.ndarray, direction:
     the weights: `happy:1` gives g_happy, `happy:0.5` half-way to it; never beyond the gains
     (sliders left at voice 1 with happy 1 give the mean of 1 and g_happy, not their sum), and
     `voice:0` alone does not freeze the head. As given without a direction or gains."""
-    if direction is None or direction.is_voice_only() or prototypes is None or prototypes.head_gains is None:
+    sampled = _frame_weights(direction, prototypes, None if prototypes is None else prototypes.head_gains, len(rotation), fps)
+    if sampled is None:
         return rotation, translation
     from .geometry import matrices_to_quaternions, quaternions_to_matrices, scale_rotation
 
-    weights, voice = direction.sample(np.arange(len(rotation)) / float(fps), prototypes.labels)
+    weights, voice = sampled
     total = voice + weights.sum(axis=1)
     amplitude = (voice + weights @ prototypes.head_gains.astype(np.float64) + np.maximum(0.0, 1.0 - total)) / np.maximum(1.0, total)
     scaled = quaternions_to_matrices(scale_rotation(matrices_to_quaternions(rotation), amplitude))

@@ -77,16 +77,16 @@ def frame_weights(corpus_root: Path, clip: Clip, frames: int, labels: list[str])
 
 
 @torch.no_grad()
-def _directed_take(bundle: ModelBundle, example: Example, weights: np.ndarray, seed: int = 0) -> FaceMotion:
+def _directed_take(bundle: ModelBundle, example: Example, weights: np.ndarray, seed: int = 0, with_head: bool = False) -> FaceMotion:
     """A take generated as `animate` makes it with the direction `weights` (N, C) at each frame
-    (the prototype mix; the voice keeps 1 - sum): Ge's faces as displacements (1, N, 3V), the
-    head motion of noise seed `seed` (when the bundle has Gh)."""
+    (the prototype mix; the voice keeps 1 - sum): Ge's faces as displacements (1, N, 3V) and,
+    `with_head`, the head motion of noise seed `seed` (Gh decoded only when it is asked for)."""
     cfg = bundle.config
     steps = np.repeat(weights, cfg.k, axis=0)  # (kN, C): face frame i's weights on its k audio steps
     directed = mix_prototypes(example.emotion[None], steps, np.maximum(0.0, 1.0 - steps.sum(axis=1)), bundle.emotion_prototypes)
     noise = head_noise(seed, directed.shape[1], cfg.d_model, sigma=cfg.head_noise_sigma)
     return bundle.model.generate(example.context[None], directed, torch.tensor([example.subject]), noise=noise,
-                                 with_head=bundle.model.head is not None)
+                                 with_head=with_head)
 
 
 def head_amplitude(rotation: np.ndarray) -> float:
@@ -135,12 +135,13 @@ def fit_expressions(bundle_dir: str | Path, data: str | Path, cache: str | Path 
             target = example.target.emotional.numpy()
             weights = frame_weights(data, clip, len(target), labels)
             if clip.emotional:
-                take = _directed_take(bundle, example, weights, seed=done)
+                take = _directed_take(bundle, example, weights, seed=done, with_head=heads)
                 gram += weights.astype(np.float64).T @ weights
                 product += weights.astype(np.float64).T @ (target - take.emotional[0].numpy())
                 label = labels[int(np.argmax(weights.sum(axis=0)))] if weights.any() else None
             else:  # a neutral take, directed neutral:1: the neutral class's head motion
-                take = _directed_take(bundle, example, np.eye(len(labels), dtype=np.float32)[[labels.index("neutral")] * len(target)], seed=done)
+                take = _directed_take(bundle, example, np.eye(len(labels), dtype=np.float32)[[labels.index("neutral")] * len(target)], seed=done,
+                                      with_head=True)
                 label = "neutral"
             if heads and example.has_pose and label is not None:
                 amplitudes[label].append((head_amplitude(example.target.rotation.numpy()), head_amplitude(take.rotation[0].numpy())))
