@@ -51,6 +51,7 @@ WORKER_PACKAGES = (  # what the worker imports, besides torch and numpy
     "tqdm==4.70.1",
     "pocketsphinx==5.1.1",  # forced alignment of a transcript (core/alignment.py)
     "silero-vad==6.2.3",  # voice activity, for rest in pauses (core/pauses.py)
+    "onnxruntime==1.32.0",  # silero-vad's batched model (optional: the stock one without it)
 )
 NUMPY_TESTED = "numpy==1.26.4"  # Blender 4.2-5.0's numpy; its last wheels are for Python 3.12
 NUMPY_NEWER_PYTHON = "numpy>=2.1,<3"  # Python 3.13+: numpy 1.26 has no wheels there (untested)

@@ -22,6 +22,7 @@ from .eyes import SKIPPED, EyeMotion, add_eyes, eye_motion
 from .model import head_noise, interpolate_frames
 from . import pauses
 from .phone_features import PhonePrototypes, is_silence, load_for_bundle
+from .shape_cache import cached_shapes
 from .style import Style, TuningError
 from .tasks import AnimateTask
 
@@ -54,7 +55,10 @@ class Animator:
         if self._arkit is False:
             template = self.bundle.template
             try:
-                self._arkit = ArkitSolver(template_arkit_shapes(template.vertices, template.faces, self.bundle.config.landmarks))
+                landmarks = self.bundle.config.landmarks
+                shapes = cached_shapes(template.vertices, template.faces, landmarks,
+                                       lambda: template_arkit_shapes(template.vertices, template.faces, landmarks))
+                self._arkit = ArkitSolver(shapes)
             except TemplateLandmarksError as exc:
                 self._arkit, self.arkit_problem = None, str(exc)
         return self._arkit

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +11,9 @@ import pytest
 import soundfile
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+# The template-shape cache (core/shape_cache.py) in a folder of this test run, not the user's home;
+# the command-line runs the tests start inherit it.
+os.environ.setdefault("TALKING_HEAD_CACHE", tempfile.mkdtemp(prefix="talking-head-cache-"))
 
 
 def speech_like(seconds: float, rate: int = 16_000, seed: int = 0) -> np.ndarray:

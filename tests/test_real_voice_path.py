@@ -17,7 +17,7 @@ from talking_head.core import pauses
 from talking_head.training.corpus.voice_warp import Warp, warp_envelope, warp_phones, warp_voice
 from talking_head.training.speech_mix import corpus_phones, fsdd_speech_set, mix_speech_sets, warped_speech_set
 
-from conftest import run_cli_captured, speech_like
+from conftest import SHARED, run_cli_captured, speech_like
 from test_encoder_training import TINY, _speech_set
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -190,6 +190,17 @@ def test_silero_finds_the_pause_between_two_sentences(spoken):
     assert segments[0][0] < 0.3 and segments[-1][1] > 2 * seconds + 0.7
     gaps = [(a[1], b[0]) for a, b in zip(segments, segments[1:])]
     assert any(start <= seconds + 0.2 and end >= seconds + 0.8 for start, end in gaps), segments
+
+
+def test_batched_voice_activity_finds_the_same_speech():
+    """The sequence model (one call per block) against the stock frame-by-frame model, on real speech."""
+    pytest.importorskip("onnxruntime")
+    from talking_head.core.audio import load_audio
+
+    samples = load_audio(str(SHARED / "speech" / "real_speech_11s.wav"))[: 16000 * 6]
+    batched = pauses.speech_segments(samples)
+    stock = pauses.speech_segments(samples, batched=False)
+    assert batched == stock and len(stock) >= 2, (batched, stock)
 
 
 @pytest.fixture(scope="module")
