@@ -19,7 +19,7 @@ PY = "/blender/python/bin/python3.11"
 COMMON = ["-m", "pip", "install", "--no-input", "--disable-pip-version-check", "--timeout", "15", "--retries", "1",
           "--prefer-binary", "--upgrade", "--target"]
 REST = ["numpy==1.26.4", "transformers==5.24.0", "safetensors==0.8.0", "huggingface_hub==2.4.0", "soundfile==0.14.0",
-        "soxr==1.1.0", "plyfile==1.0.3", "tqdm==4.70.1", "pocketsphinx==5.1.1", "silero-vad==6.2.3"]
+        "soxr==1.1.0", "plyfile==1.0.3", "tqdm==4.70.1", "pocketsphinx==5.1.1", "silero-vad==6.2.3", "onnxruntime==1.32.0"]
 
 
 def linux(driver=None, capability=None, machine="x86_64") -> PlatformFacts:
