@@ -225,11 +225,17 @@ def _run_animate(args: argparse.Namespace) -> int:
     kind = check_animate_out(args.out, audio)  # before the model loads: a bad --out costs a moment
     earlier = FrameFiles.of(args.out, mesh_format).existing() if kind in ("meshes", "folder") else []
 
-    from ..core.pipeline import animate_task
+    from ..core.audio import load_audio
+    from ..core.phone_loop import start_for
 
     task = _animate_task(args, audio)
+    samples = load_audio(audio)  # a bad sound file is refused before anything loads
+    job = start_for(task, samples)  # beside torch's import, on the core it leaves idle
+
+    from ..core.pipeline import animate_task
+
     with _ProgressBar() as bar:
-        animation, animator = animate_task(task, progress=bar)
+        animation, animator = animate_task(task, progress=bar, samples=samples, phone_job=job)
     print(_write_take(animation, animator, args.out, kind, mesh_format, earlier, args.stages))
     say_notes(animator)
     return 0
@@ -301,6 +307,7 @@ def _animate_task(args: argparse.Namespace, audio: Path | str):
         transcript=speech_options.transcript_for(args, audio) if audio else "",
         rest_in_pauses=not args.no_pause_rest,
         recognise=args.recognise,
+        phone_loop=not args.no_phone_loop,
     )
 
 

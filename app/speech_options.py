@@ -1,4 +1,4 @@
-"""`--transcript`, `--recognise` and `--no-pause-rest`, shared by `animate` and `bake` (core/alignment.py, core/pauses.py)."""
+"""`--transcript`, `--recognise`, `--no-phone-loop` and `--no-pause-rest`, shared by `animate` and `bake` (core/alignment.py, core/pauses.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--recognise", action="store_true", help="where no transcript is given: recognise the words (pocketsphinx, "
                         "English, about a third of the clip's length more on 2 CPU cores) and weigh their phones against what the content "
                         "encoder hears; helps real voices (bundle phones must have built a phone classifier)")
+    parser.add_argument("--no-phone-loop", action="store_true", help="read the content encoder alone: by default, without a "
+                        "transcript or --recognise, the phones pocketsphinx's phone loop hears (English, about 0.05 s per second of "
+                        "audio, beside the model's loading) are weighed against it, when the bundle has a phone classifier")
     parser.add_argument("--no-pause-rest", action="store_true", help="leave the mouth as the model made it in pauses (by default the "
                         "channels that open it are faded out where silero-vad, or the transcript, hears no speech)")
 

@@ -27,7 +27,7 @@
 The recordings are read at run time from ../shared (relative to the repository root); nothing
 of them is copied. FSDD is 8 kHz: `load_audio` resamples it to 16 kHz.
 Usage: python bench/real_voices.py --bundle weights/demo [--speech DIR] [--utterances 300]
-       [--fsdd 300] [--viseme-clips 100] [--json OUT.json]
+       [--fsdd 300] [--viseme-clips 100] [--transcript | --recognise | --phone-loop] [--json OUT.json]
 Without --speech, a synthetic speech set of --utterances is built into a temporary folder with
 `talking-head corpus speech` (festival, flite and espeak-ng voices; about 25 utterances a second).
 """
@@ -218,16 +218,19 @@ def build_speech_set(utterances: int, out: Path) -> Path:
 class Reading:
     """What Gn reads and does in pauses: `transcript` (forced alignment of each clip's words ->
     phone prototypes), `recognise` (the encoder's states weighed with the phones of recognised
-    words, animate --recognise) or the content encoder; `rest` (rest in pauses, the default of
-    animate)."""
+    words, animate --recognise), `phone_loop` (the same with the phones pocketsphinx's phone loop
+    hears, animate's default) or the content encoder alone (animate --no-phone-loop); `rest` (rest
+    in pauses, the default of animate)."""
 
     transcript: bool = False
     rest: bool = True
     recognise: bool = False
+    phone_loop: bool = False
 
     def name(self) -> str:
         return ("transcript (forced alignment -> phone prototypes)" if self.transcript else
-                "recognised words weighed with the content encoder" if self.recognise else "content encoder")
+                "recognised words weighed with the content encoder" if self.recognise else
+                "heard phones (phone loop) weighed with the content encoder" if self.phone_loop else "content encoder")
 
 
 UNALIGNED: list[str] = []  # clips the aligner could not align to their words (left out of the transcript figures)
@@ -244,6 +247,8 @@ def context_of(animator, samples: np.ndarray, text: str, reading: Reading, name:
             UNALIGNED.append(name)
             return None
         recognised = recognised_phones(samples)[0] if reading.recognise and not reading.transcript else None
+        if reading.phone_loop and not reading.transcript and not reading.recognise:
+            recognised = animator.heard_phones(samples, True)  # as animate hears them: inside silero-vad's speech
         return animator.features(samples, phones, recognised)[0][0].float().cpu().numpy()  # (kN, Dc)
 
 
@@ -295,7 +300,7 @@ def mouth(animator, samples: np.ndarray, text: str = "", reading: Reading | None
     marks = animator.bundle.config.landmarks or load_template_head().landmarks
     reading = reading or Reading()
     anim = animator.animate(samples, seed=0, with_head=False, transcript=text if reading.transcript else "", rest_in_pauses=reading.rest,
-                            recognise=reading.recognise)
+                            recognise=reading.recognise, phone_loop=reading.phone_loop)
     corners = marks["mouth_corner_left"], marks["mouth_corner_right"]
     rest_width = lip_distance(animator.bundle.template.vertices[None], *corners)[0]
     return lip_distance(anim.emotional, marks["upper_lip"], marks["lower_lip"]), rest_width - lip_distance(anim.emotional, *corners)
@@ -479,6 +484,8 @@ def main() -> int:
     parser.add_argument("--ctc-encoder", type=Path, help="a content encoder folder with its CTC head, for the phone error rate on FSDD")
     parser.add_argument("--transcript", action="store_true", help="Gn reads phone prototypes from a forced alignment of each clip's words")
     parser.add_argument("--recognise", action="store_true", help="Gn reads the encoder weighed with recognised words' phones (animate --recognise)")
+    parser.add_argument("--phone-loop", action="store_true", help="Gn reads the encoder weighed with the phones pocketsphinx's phone "
+                        "loop hears (animate's default; without this flag the bench reads the encoder alone, animate --no-phone-loop)")
     parser.add_argument("--labelled", type=Path, help="a folder of real recordings with HTS phone labels of their own (NAME.wav, NAME_phone.lab)")
     parser.add_argument("--no-pause-rest", action="store_true", help="the mouth in pauses as the model made it (animate --no-pause-rest)")
     parser.add_argument("--threads", type=int, default=2)
@@ -492,7 +499,7 @@ def main() -> int:
     if not (REAL_SPEECH / "fsdd_alignments.json").is_file():
         print(f"no real speech: {REAL_SPEECH.name}/fsdd_alignments.json missing next to the repository", file=sys.stderr)
         return 1
-    reading = Reading(transcript=args.transcript, rest=not args.no_pause_rest, recognise=args.recognise)
+    reading = Reading(transcript=args.transcript, rest=not args.no_pause_rest, recognise=args.recognise, phone_loop=args.phone_loop)
     if args.transcript and args.labelled:
         print("--labelled recordings have no words here: leave out --transcript or --labelled", file=sys.stderr)
         return 2

@@ -17,6 +17,7 @@ from .errors import BundleError
 DEMO_BUNDLE = Path(__file__).resolve().parents[1] / "weights" / "demo"
 CONFIG = "config.json"
 TEMPLATE = "template.ply"
+PHONE_PROTOTYPES = "phone_prototypes.safetensors"  # core/phone_features.py
 
 
 @dataclass

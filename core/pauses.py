@@ -31,12 +31,23 @@ _SEQUENCE = None
 OPENING = ("jawOpen", "mouthClose", "mouthFunnel", "mouthLowerDownLeft", "mouthLowerDownRight", "mouthUpperUpLeft", "mouthUpperUpRight")
 
 
+def _silero():
+    """The silero_vad package, imported without its side effect: its model module calls
+    torch.set_num_threads(1) on import, which left every later torch computation in the process
+    on one thread (measured: the demo bundle's encoders 0.13 -> 0.23 s after a first take had
+    brought the mouth to rest in pauses; in the Blender worker, every take after the first)."""
+    threads = torch.get_num_threads()
+    try:
+        import silero_vad
+    finally:
+        torch.set_num_threads(threads)
+    return silero_vad
+
+
 def _model():
     global _MODEL
     if _MODEL is None:
-        from silero_vad import load_silero_vad
-
-        _MODEL = load_silero_vad()
+        _MODEL = _silero().load_silero_vad()
     return _MODEL
 
 
@@ -52,16 +63,14 @@ def _sequence_model():
             import onnxruntime  # noqa: F401
         except ImportError:
             return None
-        from silero_vad import load_silero_vad
-
-        _SEQUENCE = load_silero_vad(sequence=True)
+        _SEQUENCE = _silero().load_silero_vad(sequence=True)
     return _SEQUENCE
 
 
 def available() -> bool:
     """True when silero-vad is installed (it is a dependency; an old environment may lack it)."""
     try:
-        import silero_vad  # noqa: F401
+        _silero()
     except ImportError:
         return False
     return True
@@ -76,14 +85,10 @@ def speech_segments(samples: np.ndarray, batched: bool = True) -> list[tuple[flo
     options = {"sampling_rate": SAMPLE_RATE, "min_speech_duration_ms": 100, "return_seconds": True}
     sequence = _sequence_model() if batched else None
     if sequence is not None:
-        from silero_vad import get_speech_timestamps_sequence
-
-        stamps = get_speech_timestamps_sequence(audio, sequence, **options)
+        stamps = _silero().get_speech_timestamps_sequence(audio, sequence, **options)
     else:
-        from silero_vad import get_speech_timestamps
-
         with torch.no_grad():
-            stamps = get_speech_timestamps(torch.from_numpy(audio), _model(), **options)
+            stamps = _silero().get_speech_timestamps(torch.from_numpy(audio), _model(), **options)
         _model().reset_states()
     return [(float(s["start"]), float(s["end"])) for s in stamps]
 

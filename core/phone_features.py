@@ -25,9 +25,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .bundle_info import PHONE_PROTOTYPES
 from .errors import BundleError
 
-FILE = "phone_prototypes.safetensors"
+FILE = PHONE_PROTOTYPES
 PAUSE = "pau"
 TRUST = 0.9  # probability given to the recognised phone (the rest spread over all phones)
 RECOGNISED_WEIGHT = 1.0  # its exponent in the product with the classifier's posteriors

@@ -20,8 +20,9 @@ from .device import resolve_device, resolve_precision
 from .emotion_direction import EmotionDirection, add_expressions, direct, direct_head_motion
 from .eyes import SKIPPED, EyeMotion, add_eyes, eye_motion
 from .model import head_noise, interpolate_frames
-from . import pauses
+from . import pauses, phone_loop
 from .phone_features import PhonePrototypes, is_silence, load_for_bundle
+from .phone_loop import PhoneLoopJob
 from .shape_cache import cached_shapes
 from .style import Style, TuningError
 from .tasks import AnimateTask
@@ -48,6 +49,7 @@ class Animator:
         self.phones: PhonePrototypes | None = load_for_bundle(bundle.path, self.context.dim)
         self.pauses_problem = ""  # why pauses were not brought to rest, once that was asked for in vain
         self.recognise_problem = ""  # why the last take asked to recognise words did not follow any
+        self._segments: tuple[np.ndarray, list] | None = None  # (samples, their speech segments) of the last take
 
     def arkit_solver(self) -> ArkitSolver | None:
         """The solver for the bundle's template's ARKit channels, or None when the template has no
@@ -100,7 +102,7 @@ class Animator:
         if phones is not None:
             segments = pauses.speech_from_phones(phones)
         elif pauses.available():
-            segments = pauses.speech_segments(samples)
+            segments = self.speech_segments(samples)
         else:
             self.pauses_problem = "pauses were not brought to rest: silero-vad is not installed (`pip install silero-vad`)"
             return None
@@ -120,6 +122,7 @@ class Animator:
         rest_in_pauses: bool = False,
         direction: EmotionDirection | None = None,
         recognise: bool = False,
+        phone_loop: "bool | PhoneLoopJob" = False,
     ) -> Animation:
         """Animate one clip. `subject` picks Gn's speaking style and, unless `person` (a style's
         p*, shape (d,)) is given, Ge's person embedding. Same seed, same head motion. `blinks`:
@@ -128,13 +131,18 @@ class Animator:
         (see `features`); with phone timings (a transcript or recognised words) the lips also meet
         on p, b and m (core/pauses.py `closure_weights`). `recognise` (without a transcript): recognise the words (pocketsphinx,
         English) and weigh their phones against the encoder's (see `features`); when none are
-        recognised the encoder alone is read and `recognise_problem` says so. `rest_in_pauses`: the ARKit channels that open the mouth are faded out
+        recognised the encoder alone is read and `recognise_problem` says so. `phone_loop`
+        (without a transcript or `recognise`; True, or a `PhoneLoopJob` already running on these
+        samples): the phones pocketsphinx's phone loop hears are weighed in the same way
+        (core/phone_loop.py; `animate_task` asks for it by default); a bundle without a phone
+        classifier reads the encoder alone. `rest_in_pauses`: the ARKit channels that open the mouth are faded out
         where no speech is heard (core/pauses.py; the alignment's silences with a transcript, else
         silero-vad); `neutral` stays Gn's own. `direction`: the emotion
         Ge and Gh read instead of (or mixed with) the voice's (core/emotion_direction.py; needs the
         bundle's emotion prototypes); the take's `emotion_probs` stay what the voice is heard as."""
         bundle, cfg, model = self.bundle, self.bundle.config, self.bundle.model
         samples = load_audio(audio) if not isinstance(audio, np.ndarray) else audio
+        self._segments = None  # an array changed in place since the last take is heard again
         subject_index = cfg.subject_index(subject) if subject else 0
         if progress:
             progress("encoding", 0, 1)
@@ -147,10 +155,12 @@ class Animator:
                                       "build them with `talking-head bundle phones BUNDLE --speech SPEECH_SET`")
             recognised, heard = recognised_phones(samples)
             if recognised is not None and pauses.available():  # words "recognised" where silero-vad hears no speech are dropped
-                recognised = pauses.phones_within(recognised, pauses.speech_segments(samples))
+                recognised = pauses.phones_within(recognised, self.speech_segments(samples))
                 if not any(not is_silence(p[0]) for p in recognised):
                     recognised, heard = None, "no speech was heard"
             self.recognise_problem = "" if recognised is not None else f"{heard}: Gn read the content encoder alone"
+        elif phone_loop and phones is None:
+            recognised = self.heard_phones(samples, phone_loop)
         context, emotion, probs = self.features(samples, phones, recognised)
         emotion = direct(emotion, direction, bundle.emotion_prototypes, cfg.fps, cfg.k, bundle.path.name)
         if progress:
@@ -219,6 +229,28 @@ class Animator:
             gaze=None if eyes is None else eyes.gaze,
         )
 
+    def speech_segments(self, samples: np.ndarray) -> list[tuple[float, float]]:
+        """silero-vad's speech segments of `samples`, found once per take (the phone loop's
+        phones and rest in pauses both ask)."""
+        if self._segments is None or self._segments[0] is not samples:
+            self._segments = (samples, pauses.speech_segments(samples))
+        return self._segments[1]
+
+    def hears_phones(self) -> bool:
+        """True when the bundle can weigh heard phones in (phone prototypes with a classifier) and
+        pocketsphinx is installed."""
+        return self.phones is not None and self.phones.classifier is not None and phone_loop.available()
+
+    def heard_phones(self, samples: np.ndarray, job: "bool | PhoneLoopJob") -> list | None:
+        """The phone loop's phones inside silero-vad's speech (the rest read as silence), or None
+        when the bundle cannot use them or none were heard."""
+        if not self.hears_phones():
+            return None
+        heard = job.result() if isinstance(job, PhoneLoopJob) else phone_loop.heard_phones(samples)
+        if pauses.available():
+            heard = pauses.phones_within(heard, self.speech_segments(samples))
+        return heard if any(not is_silence(p[0]) for p in heard) else None
+
     def eye_motion(self, samples: np.ndarray, n_frames: int, seed: int) -> EyeMotion | None:
         """core/eyes.py's blinks and gaze for a clip, or None when the template has no face
         landmarks (no eyelid shapes): `eyes_problem` then says why, for the caller to say once."""
@@ -235,21 +267,32 @@ def load_animator(bundle: str | Path, device: str = "auto", precision: str = "au
 
 
 def animate_task(
-    task: AnimateTask, animator: Animator | None = None, progress: Progress | None = None, samples: np.ndarray | None = None
+    task: AnimateTask, animator: Animator | None = None, progress: Progress | None = None, samples: np.ndarray | None = None,
+    phone_job: PhoneLoopJob | None = None,
 ) -> tuple[Animation, Animator]:
     """Animate `task.audio` as the task says. The sound file is read (and refused when bad)
     before the model loads, unless the caller already read it (`samples`, 16 kHz mono); pass
-    `animator` to reuse a loaded bundle. -> (animation, animator)"""
+    `animator` to reuse a loaded bundle; `phone_job`, the phone loop of these samples already
+    started (core/phone_loop.py `start_for`: the command line starts it before torch loads).
+    -> (animation, animator)"""
     if samples is None:
         samples = load_audio(task.audio)
-    if animator is None:
-        animator = load_animator(task.bundle, task.device, task.precision)
-    subject, person = person_for(
-        animator.bundle, task.style.to_json(), task.blend_with.to_json() if task.blend_with is not None else None, task.blend_weight
-    )
-    animation = animator.animate(samples, subject=subject, seed=task.seed, with_head=task.with_head, person=person, progress=progress,
-                                 blinks=task.blinks, direction=task.emotion, transcript=task.transcript,
-                                 rest_in_pauses=task.rest_in_pauses, recognise=task.recognise)
+    # The phone loop starts in a child process before the model loads (torch's import leaves a
+    # core idle), when the bundle may use it: its folder has phone prototypes.
+    job = phone_job if phone_job is not None else phone_loop.start_for(task, samples, animator.hears_phones() if animator is not None else None)
+    try:
+        if animator is None:
+            animator = load_animator(task.bundle, task.device, task.precision)
+        subject, person = person_for(
+            animator.bundle, task.style.to_json(), task.blend_with.to_json() if task.blend_with is not None else None, task.blend_weight
+        )
+        animation = animator.animate(samples, subject=subject, seed=task.seed, with_head=task.with_head, person=person, progress=progress,
+                                     blinks=task.blinks, direction=task.emotion, transcript=task.transcript,
+                                     rest_in_pauses=task.rest_in_pauses, recognise=task.recognise,
+                                     phone_loop=job if job is not None else False)
+    finally:
+        if job is not None:
+            job.cancel()
     return animation, animator
 
 

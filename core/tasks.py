@@ -38,7 +38,7 @@ class AnimateTask:
     """Animate one sound file with a bundle. `blend_with` mixes a second style in:
     p = w p(style) + (1 - w) p(blend_with), w = `blend_weight`. `blinks`: add core/eyes.py's
     blinks and gaze (seeded by `seed`). `emotion`: the directed emotion (core/emotion_direction.py),
-    on the wire its JSON track (times in seconds). `transcript`, `recognise`, `rest_in_pauses`: what Gn
+    on the wire its JSON track (times in seconds). `transcript`, `recognise`, `phone_loop`, `rest_in_pauses`: what Gn
     reads and the mouth in pauses (core/pipeline.py `Animator.animate`)."""
 
     audio: str
@@ -56,6 +56,7 @@ class AnimateTask:
     transcript: str = ""  # the words spoken, for forced alignment (core/alignment.py); "" for none
     rest_in_pauses: bool = True  # fade the mouth-opening channels out where no speech is heard (core/pauses.py)
     recognise: bool = False  # without a transcript: recognise the words and weigh their phones in (core/alignment.py)
+    phone_loop: bool = True  # without a transcript or recognition: weigh the phones pocketsphinx hears in (core/phone_loop.py)
 
     kind = "animate"
 
@@ -85,6 +86,7 @@ class AnimateTask:
             transcript=str(data.get("transcript") or ""),
             rest_in_pauses=bool(data.get("rest_in_pauses", True)),
             recognise=bool(data.get("recognise", False)),
+            phone_loop=bool(data.get("phone_loop", True)),
         )
 
 

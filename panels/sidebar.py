@@ -88,6 +88,9 @@ class TALKINGHEAD_PT_main(bpy.types.Panel):
         sub = col.row(align=True)
         sub.active = not settings.transcript.strip()
         sub.prop(settings, "recognise")
+        sub = col.row(align=True)
+        sub.active = not settings.transcript.strip() and not settings.recognise
+        sub.prop(settings, "phone_loop")
         row = col.row(align=True)
         row.prop(settings, "seed")
         row.operator("talking_head.new_variation", text="", icon="FILE_REFRESH")

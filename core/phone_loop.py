@@ -1,0 +1,167 @@
+"""Phones heard without words: pocketsphinx's phone loop ("allphone": its US-English acoustic
+model, trained on real speech, and a phone bigram model, both inside its wheel).
+
+Why: the content encoder learned phones from synthetic voices and hears real ones poorly; the
+phone loop hears real voices better and costs about 0.05 s per second of audio on one core
+(recognising the words, `--recognise`, costs 0.3 s per second). Its phones are a hint weighed
+against what the encoder hears (`PhonePrototypes.blend`), as recognised words are: measured on
+real speech (README, Real voices), what Gn reads then carries more phone information and the
+lips follow p/b/m, open and rounded vowels as closely as on synthetic voices.
+
+`PhoneLoopJob` runs it in a child process (this module as a script, no torch), started before
+the model loads, so on a 2-core machine it runs beside torch's import and costs the whole process
+almost nothing; `heard_phones` runs it here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from .audio import SAMPLE_RATE
+from .bootstrap import bootstrap
+from .bundle_info import PHONE_PROTOTYPES
+
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # this package's folder, whatever it is called
+
+LANGUAGE_WEIGHT = 2.0  # the phone bigram's weight: 1-4 measured alike (README, Real voices); 8 worse
+WAIT_S = 120.0  # a child that has not answered by then is given up (the phones are made here instead)
+_DECODER = None
+
+
+def available() -> bool:
+    try:
+        import pocketsphinx  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _decoder():
+    global _DECODER
+    if _DECODER is None:
+        from pocketsphinx import Decoder, get_model_path
+
+        # full beams: the phone loop is cheap; narrower ones were not tried
+        _DECODER = Decoder(samprate=SAMPLE_RATE, loglevel="FATAL", allphone=get_model_path("en-us/en-us-phone.lm.bin"),
+                           lw=LANGUAGE_WEIGHT, beam=1e-20, pbeam=1e-20)
+    return _DECODER
+
+
+def pcm16(samples: np.ndarray) -> bytes:
+    """16 kHz float samples -> little-endian 16-bit PCM, what pocketsphinx reads."""
+    return (np.clip(samples, -1.0, 1.0) * 32767).astype("<i2").tobytes()
+
+
+def heard_phones(samples: np.ndarray) -> list[tuple[str, float, float]]:
+    """16 kHz samples -> [(ARPAbet phone, start_s, end_s)], silence and noise as `SIL`."""
+    return _decode(pcm16(np.asarray(samples, np.float32)))
+
+
+def _decode(pcm: bytes) -> list[tuple[str, float, float]]:
+    decoder = _decoder()
+    decoder.start_utt()
+    decoder.process_raw(pcm, full_utt=True)
+    decoder.end_utt()
+    phones = []
+    for segment in decoder.seg():
+        name = segment.word
+        if name == "SIL" or name.startswith(("+", "<")):  # +NSN+, +SPN+, <s>: silence and noise
+            name = "SIL"
+        phones.append((name, segment.start_frame * 0.01, (segment.end_frame + 1) * 0.01))
+    return phones
+
+
+class PhoneLoopJob:
+    """`heard_phones` in a child process. `start` returns at once; `result` waits for the phones
+    (made here if the child failed: a job never loses them)."""
+
+    def __init__(self, samples: np.ndarray, process: subprocess.Popen | None, pcm_path: str | None) -> None:
+        self.samples, self.process, self.pcm_path = samples, process, pcm_path
+        self._phones: list | None = None
+
+    @classmethod
+    def start(cls, samples: np.ndarray) -> "PhoneLoopJob":
+        samples = np.asarray(samples, np.float32)
+        try:
+            handle, path = tempfile.mkstemp(suffix=".pcm", prefix="talking-head-")
+            with os.fdopen(handle, "wb") as f:
+                f.write(pcm16(samples))
+            process = subprocess.Popen([sys.executable, "-c", bootstrap("core.phone_loop"), str(PACKAGE_ROOT), path],
+                                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+        except OSError:
+            return cls(samples, None, None)
+        return cls(samples, process, path)
+
+    def result(self) -> list[tuple[str, float, float]]:
+        if self._phones is None:
+            self._phones = self._from_child()
+            if self._phones is None:
+                self._phones = heard_phones(self.samples)
+        return self._phones
+
+    def cancel(self) -> None:
+        """Stop the child if it still runs (the take failed or did not need it) and remove its input."""
+        if self.process is not None:
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait()
+            if self.process.stdout is not None and not self.process.stdout.closed:
+                self.process.stdout.close()
+        self._cleanup()
+
+    def _from_child(self) -> list | None:
+        if self.process is None:
+            return None
+        try:
+            out, _ = self.process.communicate(timeout=WAIT_S)
+            if self.process.returncode != 0:
+                return None
+            return [(str(p), float(a), float(b)) for p, a, b in json.loads(out)]
+        except (subprocess.TimeoutExpired, ValueError, TypeError):
+            self.process.kill()
+            self.process.wait()
+            return None
+        finally:
+            self._cleanup()
+
+    def _cleanup(self) -> None:
+        if self.pcm_path is not None:
+            try:
+                os.unlink(self.pcm_path)
+            except OSError:
+                pass
+            self.pcm_path = None
+
+
+def wanted(task) -> bool:
+    """Does an `AnimateTask` ask for the phone loop (and can it run here)?"""
+    return bool(task.phone_loop and not task.transcript and not task.recognise and available())
+
+
+def start_for(task, samples: np.ndarray, bundle_hears: bool | None = None) -> PhoneLoopJob | None:
+    """The phone loop of `task`'s take, started now when the task asks for it and the bundle can
+    use it (`bundle_hears`; None: its folder has phone prototypes, known before it loads)."""
+    if not wanted(task):
+        return None
+    hears = bundle_hears if bundle_hears is not None else (Path(task.bundle) / PHONE_PROTOTYPES).is_file()
+    return PhoneLoopJob.start(samples) if hears else None
+
+
+def main(args: list[str]) -> int:
+    """The child: a PCM file in (removed once read: nothing is left behind, whatever the parent
+    does next), the phones as JSON on stdout."""
+    with open(args[0], "rb") as pcm_file:
+        pcm = pcm_file.read()
+    try:
+        os.unlink(args[0])
+    except OSError:
+        pass
+    print(json.dumps(_decode(pcm)))
+    return 0
