@@ -113,6 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--upper-face", type=Path, help="upper-face vertex indices (BIWI: fdd.txt)")
     evaluate.add_argument("--style-subject", help="seen subject whose style animates unseen subjects")
     evaluate.add_argument("--split", choices=("paper", "faceformer"), default="paper")
+    evaluate.add_argument("--phone-loop", action="store_true", help="Gn reads what `animate` reads by default: the content encoder "
+                          "weighed with the phones pocketsphinx's phone loop hears (the bundle needs a phone classifier); "
+                          "without it, the encoder alone, as the paper's model")
     evaluate.add_argument("--cache", type=Path)
     evaluate.set_defaults(run=_run_evaluate)
 
@@ -405,6 +408,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     report = evaluate(
         args.data, args.bundle, args.out, [s.strip() for s in args.subsets.split(",") if s.strip()],
         lip=args.lip, upper_face=args.upper_face, style_subject=args.style_subject, cache=args.cache, split=args.split,
+        phone_loop=args.phone_loop,
     )
     print(markdown_table(report))
     print(f"report in {args.out}")

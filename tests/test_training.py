@@ -9,6 +9,7 @@ import pickle
 import numpy as np
 import pytest
 
+from talking_head.core.errors import TalkingHeadError
 from talking_head.training.dataset import Corpus
 from talking_head.training.metrics import face_dynamics_deviation, lip_vertex_error, max_face_error, mean_vertex_error
 from talking_head.training.neutral_targets import warp_neutral
@@ -103,6 +104,8 @@ def test_evaluate_writes_report_and_figures(tmp_path, corpus_dir, encoders):
     for name in ("report.json", "report.md", "head_motion.png", "lip_distance.png"):
         assert (tmp_path / "report" / name).is_file()
     assert "| SE | model |" in (tmp_path / "report" / "report.md").read_text()
+    with pytest.raises(TalkingHeadError, match="no phone classifier"):  # --phone-loop needs the bundle's phone classifier
+        evaluate(corpus_dir, tmp_path / "bundle", tmp_path / "report2", subsets=["SN"], progress=False, phone_loop=True)
 
 
 def test_metrics_match_hand_computation():

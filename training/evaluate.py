@@ -33,11 +33,18 @@ def read_indices(path: str | Path) -> np.ndarray:
 class Evaluator:
     """A bundle, a corpus and cached features: predictions for any clip."""
 
-    def __init__(self, bundle: ModelBundle, corpus: Corpus, cache: Path, style_subject: str | None = None) -> None:
+    def __init__(self, bundle: ModelBundle, corpus: Corpus, cache: Path, style_subject: str | None = None, phone_loop: bool = False) -> None:
         self.bundle, self.corpus = bundle, corpus
         context, emotion = bundle.load_encoders()
         self.features = FeatureCache(cache / "features", context, emotion)
         self.style = bundle.config.subject_index(style_subject) if style_subject else 0
+        self.phones = None
+        if phone_loop:  # Gn reads what `animate` reads by default: the encoder weighed with the phone loop's phones
+            from ..core.phone_features import load_for_bundle
+
+            self.phones = load_for_bundle(bundle.path, bundle.config.context_dim)
+            if self.phones is None or self.phones.classifier is None:
+                raise TalkingHeadError(f"--phone-loop: the bundle {bundle.path.name} has no phone classifier (`talking-head bundle phones`)")
 
     def subject_index(self, clip: Clip) -> int:
         subjects = self.bundle.config.subjects
@@ -51,10 +58,29 @@ class Evaluator:
         n = len(self.corpus.vertices(clip.name))
         feats = self.features.get(self.corpus.wav_path(clip.name))
         context = interpolate_frames(feats["context"].unsqueeze(0), cfg.k * n)
+        if self.phones is not None:
+            context = self._heard(clip, context)
         emotion = interpolate_frames(feats["emotion"].unsqueeze(0), cfg.k * n)
         motion = model.generate(context, emotion, torch.tensor([cfg.subject_index(subject) if subject else self.subject_index(clip)]), head_noise(seed, cfg.k * n, cfg.d_model, sigma=cfg.head_noise_sigma), person=person, with_head=with_head)
         faces = self.corpus.template(clip.subject) + motion.emotional[0].numpy().reshape(n, -1, 3)
         return faces, motion
+
+
+    def _heard(self, clip: Clip, context: torch.Tensor) -> torch.Tensor:
+        """The context weighed with the phone loop's phones inside silero-vad's speech, as
+        core/pipeline.py `Animator.heard_phones` and `features` make it."""
+        from ..core import pauses
+        from ..core.audio import load_audio
+        from ..core.phone_features import is_silence
+        from ..core.phone_loop import heard_phones
+
+        samples = load_audio(self.corpus.wav_path(clip.name))
+        heard = pauses.phones_within(heard_phones(samples), pauses.speech_segments(samples))
+        if not any(not is_silence(p[0]) for p in heard):
+            return context
+        cfg = self.bundle.config
+        rows = self.phones.timeline(heard, context.shape[1], cfg.k * cfg.fps)
+        return self.phones.blend(context, rows).to(context.dtype)
 
 
 def evaluate(
@@ -69,6 +95,7 @@ def evaluate(
     split: str = "paper",
     figures: bool = True,
     progress: bool = True,
+    phone_loop: bool = False,
 ) -> dict:
     """Metrics per subset for the bundle and a template-only prediction; JSON, Markdown, PNGs."""
     corpus = Corpus(data, split)
@@ -76,10 +103,10 @@ def evaluate(
     if bundle.config.n_vertices != corpus.n_vertices:
         raise TalkingHeadError(f"bundle has {bundle.config.n_vertices} vertices, corpus {corpus.n_vertices}")
     lip_idx, upper_idx = _regions(corpus, lip, upper_face)
-    evaluator = Evaluator(bundle, corpus, Path(cache) if cache else Path(data) / ".cache", style_subject)
+    evaluator = Evaluator(bundle, corpus, Path(cache) if cache else Path(data) / ".cache", style_subject, phone_loop)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    report: dict = {"bundle": str(bundle_path), "corpus": str(data), "variant": bundle.config.variant, "subsets": {}}
+    report: dict = {"bundle": str(bundle_path), "corpus": str(data), "variant": bundle.config.variant, "phone_loop": phone_loop, "subsets": {}}
     for subset in subsets:
         clips = corpus.subset(subset)
         if not clips:
