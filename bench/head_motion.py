@@ -82,13 +82,17 @@ def axes(values: np.ndarray) -> dict[str, float]:
 # ---- the model ----
 
 @torch.no_grad()
-def model_rotations(animator, samples: np.ndarray, seeds: list[int], subject: str | None = None, frames: int | None = None) -> np.ndarray:
+def model_rotations(animator, samples: np.ndarray, seeds: list[int], subject: str | None = None, frames: int | None = None,
+                    heard: list | None = None) -> np.ndarray:
     """(S, N, 3, 3) head rotations of one clip for each seed (features computed once). `frames`:
-    generate that many face frames (a corpus clip's ground-truth length) instead of the sound's."""
+    generate that many face frames (a corpus clip's ground-truth length) instead of the sound's.
+    `heard`: gets the clip's mean emotion probabilities (what Gh's features were heard as)."""
     from talking_head.core.model import head_noise, interpolate_frames
 
     bundle, cfg = animator.bundle, animator.bundle.config
-    context, emotion, _ = animator.features(samples)
+    context, emotion, probs = animator.features(samples)
+    if heard is not None:
+        heard.append(probs.float().mean(0).numpy())
     if frames is not None:
         context = interpolate_frames(context, cfg.k * frames)
         emotion = interpolate_frames(emotion, cfg.k * frames)
@@ -116,15 +120,15 @@ def corpus_figures(animator, data: Path, clips_per_subset: int) -> dict:
     if not corpus.has_poses:
         return {"error": f"{data.name} has no poses/ folder: no ground-truth head motion"}
     report: dict = {"subsets": {}}
-    pooled: dict[str, dict[str, list]] = {"emotional": {"truth": [], "model": []}, "neutral": {"truth": [], "model": []}}
+    pooled: dict[str, dict[str, list]] = {"emotional": {"truth": [], "model": [], "heard": []}, "neutral": {"truth": [], "model": [], "heard": []}}
     for subset in SUBSETS:
-        truth_rows, model_rows, truth_jitter, model_jitter = [], [], [], []
+        truth_rows, model_rows, truth_jitter, model_jitter, heard = [], [], [], [], []
         for clip in spread(corpus.subset(subset), clips_per_subset):
             poses = corpus.poses(clip.name)
             if poses is None:
                 continue
             truth = euler_degrees(poses[0])
-            model = euler_degrees(model_rotations(animator, load_audio(corpus.wav_path(clip.name)), [0], clip.subject, len(truth)))
+            model = euler_degrees(model_rotations(animator, load_audio(corpus.wav_path(clip.name)), [0], clip.subject, len(truth), heard))
             truth_rows.append(std_over_time(truth[None]))
             model_rows.append(std_over_time(model))
             truth_jitter.append(jitter(truth[None]))
@@ -134,6 +138,7 @@ def corpus_figures(animator, data: Path, clips_per_subset: int) -> dict:
         group = pooled["emotional" if subset.endswith("E") else "neutral"]
         group["truth"] += truth_rows
         group["model"] += model_rows
+        group["heard"] += heard
         group.setdefault("truth_jitter", []).extend(truth_jitter)
         group.setdefault("model_jitter", []).extend(model_jitter)
         report["subsets"][subset] = {"clips": len(truth_rows), "truth_std_over_time_deg": axes(np.mean(truth_rows, axis=0)),
@@ -142,7 +147,9 @@ def corpus_figures(animator, data: Path, clips_per_subset: int) -> dict:
         if group["truth"]:
             report[name] = {"clips": len(group["truth"]), "truth_std_over_time_deg": axes(np.mean(group["truth"], axis=0)),
                             "model_std_over_time_deg": axes(np.mean(group["model"], axis=0)),
-                            "truth_jitter": axes(np.mean(group["truth_jitter"], axis=0)), "model_jitter": axes(np.mean(group["model_jitter"], axis=0))}
+                            "truth_jitter": axes(np.mean(group["truth_jitter"], axis=0)), "model_jitter": axes(np.mean(group["model_jitter"], axis=0)),
+                            # mean emotion probabilities: if they are alike for both groups, the voices carry nothing for Gh to move by
+                            "heard_as": dict(zip(animator.emotion.labels, np.round(np.mean(group["heard"], axis=0), 3).tolist()))}
     return report
 
 
@@ -191,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
                 if "truth_jitter" in row:
                     print(_line("  jitter, ground truth", row["truth_jitter"]))
                     print(_line("  jitter, model", row["model_jitter"]))
+                if "heard_as" in row:
+                    print("  heard as (mean emotion probabilities): " + ", ".join(f"{k} {v:.3f}" for k, v in row["heard_as"].items()))
     report["seconds"] = round(time.time() - start, 1)
     print(f"{report['seconds']} s")
     if args.json:
