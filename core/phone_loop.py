@@ -31,7 +31,7 @@ from .bundle_info import PHONE_PROTOTYPES
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # this package's folder, whatever it is called
 
 LANGUAGE_WEIGHT = 2.0  # the phone bigram's weight: 1-4 measured alike (README, Real voices); 8 worse
-WAIT_S = 120.0  # a child that has not answered by then is given up (the phones are made here instead)
+WAIT_S = 60.0  # a child that has not answered by then, or by the audio's own length if longer, is given up (the phones are made here)
 _DECODER = None
 
 
@@ -120,7 +120,8 @@ class PhoneLoopJob:
         if self.process is None:
             return None
         try:
-            out, _ = self.process.communicate(timeout=WAIT_S)
+            # it decodes at about a twentieth of real time: the audio's length is a generous limit
+            out, _ = self.process.communicate(timeout=max(WAIT_S, len(self.samples) / SAMPLE_RATE))
             if self.process.returncode != 0:
                 return None
             return [(str(p), float(a), float(b)) for p, a, b in json.loads(out)]
