@@ -104,6 +104,11 @@ def run_task(task: Task, cache: AnimatorCache | None = None) -> dict:
 
     emit({"progress": "loading", "done": 0, "total": 1})
     samples = load_audio(task.audio)  # check the audio before importing torch
+    job = None
+    if cache is None or cache.animator is None:  # the model is still to load: the phone loop runs beside it
+        from .phone_loop import start_for
+
+        job = start_for(task, samples)
     import numpy as np
 
     from .pipeline import animate_task
@@ -114,8 +119,13 @@ def run_task(task: Task, cache: AnimatorCache | None = None) -> dict:
     def progress(stage: str, done: int, total: int) -> None:
         emit({"progress": stage, "done": int(done), "total": int(total)})
 
-    animator = cache.get(task.bundle, task.device, task.precision) if cache is not None else None
-    animation, animator = animate_task(task, animator=animator, progress=progress, samples=samples)
+    try:
+        animator = cache.get(task.bundle, task.device, task.precision) if cache is not None else None
+    except BaseException:
+        if job is not None:
+            job.cancel()
+        raise
+    animation, animator = animate_task(task, animator=animator, progress=progress, samples=samples, phone_job=job)
     bundle = animator.bundle
     emit({"progress": "saving", "done": 0, "total": 1})
     # Write under temporary names, then rename: a result file is always complete.
