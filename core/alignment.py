@@ -69,7 +69,7 @@ def recognise(samples: np.ndarray) -> str:
     nonsense of real speech."""
     decoder = _decoder()
     decoder.start_utt()
-    decoder.process_raw(_pcm(samples), full_utt=True)
+    decoder.process_raw(pcm16(samples), full_utt=True)
     decoder.end_utt()
     hypothesis = decoder.hyp()
     return hypothesis.hypstr if hypothesis is not None else ""
@@ -87,7 +87,8 @@ def recognised_phones(samples: np.ndarray) -> tuple[list[tuple[str, float, float
         return None, f"the recognised words did not align ({exc})"
 
 
-def _pcm(samples: np.ndarray) -> bytes:
+def pcm16(samples: np.ndarray) -> bytes:
+    """16 kHz float samples -> little-endian 16-bit PCM, what pocketsphinx reads."""
     return (np.clip(samples, -1.0, 1.0) * 32767).astype("<i2").tobytes()
 
 
@@ -103,7 +104,7 @@ def align(samples: np.ndarray, text: str) -> list[tuple[str, float, float]]:
         shown = ", ".join(missing[:8]) + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
         raise TranscriptError(f"the transcript has words the English dictionary lacks: {shown} (write numbers and names as "
                               "they sound, e.g. 'twenty one', or leave the transcript out)")
-    pcm = _pcm(samples)
+    pcm = pcm16(samples)
     try:
         decoder.set_align_text(" ".join(words))
         for second_pass in (False, True):

@@ -281,8 +281,10 @@ def animate_task(
     # core idle; the bundle may use it when its folder has phone prototypes); with a loaded model
     # (the serving worker, a batch) there is nothing to hide it behind, and it runs here, where
     # its decoder stays loaded (measured: the child's start cost a warm worker 0.2-0.3 s a take).
-    job = phone_job if phone_job is not None or animator is not None else phone_loop.start_for(task, samples)
-    here = animator is not None and job is None and phone_loop.wanted(task)
+    job = phone_job
+    if job is None and animator is None:
+        job = phone_loop.start_for(task, samples)
+    loop = job if job is not None else animator is not None and phone_loop.wanted(task)
     try:
         if animator is None:
             animator = load_animator(task.bundle, task.device, task.precision)
@@ -292,7 +294,7 @@ def animate_task(
         animation = animator.animate(samples, subject=subject, seed=task.seed, with_head=task.with_head, person=person, progress=progress,
                                      blinks=task.blinks, direction=task.emotion, transcript=task.transcript,
                                      rest_in_pauses=task.rest_in_pauses, recognise=task.recognise,
-                                     phone_loop=job if job is not None else here)
+                                     phone_loop=loop)
     finally:
         if job is not None:
             job.cancel()
