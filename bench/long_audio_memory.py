@@ -4,7 +4,7 @@ Tiles a speech clip (samples/demo_speech.wav, or ../shared/speech/real_speech_11
 --real) to --minutes of 16 kHz audio in a temporary file, runs the whole command as a child
 process on the CPU to an .npz, and reports the child's peak RSS (ru_maxrss) and wall time.
 Goal: under 4 GB for 10 minutes (issue 16).
-Usage: python bench/long_audio_memory.py [--minutes 10] [--bundle weights/demo] [--real] [--keep OUT.npz]
+Usage: python bench/long_audio_memory.py [--minutes 10] [--bundle weights/demo] [--real] [--keep OUT.npz] [--no-phone-loop]
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ def main() -> int:
     parser.add_argument("--real", action="store_true", help="tile the real speech clip instead of the demo sample")
     parser.add_argument("--keep", type=Path, help="keep the .npz here (to compare takes)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-phone-loop", action="store_true", help="animate --no-phone-loop: the content encoder alone")
     args = parser.parse_args()
 
     source = REAL_SPEECH if args.real else DEMO_SPEECH
@@ -56,7 +57,7 @@ def main() -> int:
         out = args.keep or Path(tmp) / "take.npz"
         command = [command_line] if command_line else [sys.executable, "-m", "talking_head"]
         command += ["animate", str(audio), "--bundle", str(args.bundle), "--out", str(out),
-                    "--device", "cpu", "--seed", str(args.seed)]
+                    "--device", "cpu", "--seed", str(args.seed)] + (["--no-phone-loop"] if args.no_phone_loop else [])
         before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         t0 = time.perf_counter()
         done = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -65,15 +65,17 @@ class Animator:
                 self._arkit, self.arkit_problem = None, str(exc)
         return self._arkit
 
-    def features(self, samples: np.ndarray, phones: list | None = None,
-                 recognised: list | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def features(self, samples: np.ndarray, phones: list | None = None, recognised: list | None = None,
+                 hear: Callable[[], list | None] | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """16 kHz samples -> context (1, kN, Dc), emotion (1, kN, De), emotion probs (N, C).
 
         The context is the content encoder's hidden states; given `phones` (a forced alignment,
         [(phone, start_s, end_s)]) and a bundle with phone prototypes (core/phone_features.py), Gn
         reads the prototype of each aligned phone instead and the encoder is not run. Given
         `recognised` (the alignment of recognised words), Gn reads the prototypes weighted by the
-        encoder's phone classifier and the recognised phones (`PhonePrototypes.blend`)."""
+        encoder's phone classifier and the recognised phones (`PhonePrototypes.blend`). `hear`
+        (without those two): called once both encoders have run, for phones weighed in the same
+        way (the phone loop's, still decoding beside the encoders until then), or None."""
         cfg = self.bundle.config
         frames = frame_count(len(samples), cfg.fps)
         audio_frames = cfg.k * frames
@@ -85,10 +87,12 @@ class Animator:
             context = self.phones.features(self.phones.timeline(phones, audio_frames, cfg.k * cfg.fps))
         else:
             context = interpolate_frames(self.context.encode(samples).unsqueeze(0), audio_frames)
-            if recognised is not None:
-                rows = self.phones.timeline(recognised, audio_frames, cfg.k * cfg.fps)
-                context = self.phones.blend(context, rows).to(context.dtype)
         emotion = self.emotion.encode(samples)
+        if phones is None and recognised is None and hear is not None:
+            recognised = hear()
+        if phones is None and recognised is not None:
+            rows = self.phones.timeline(recognised, audio_frames, cfg.k * cfg.fps)
+            context = self.phones.blend(context, rows).to(context.dtype)
         probs = torch.softmax(interpolate_frames(emotion.logits.unsqueeze(0), frames)[0], dim=-1)
         return context, interpolate_frames(emotion.hidden.unsqueeze(0), audio_frames), probs
 
@@ -159,9 +163,15 @@ class Animator:
                 if not any(not is_silence(p[0]) for p in recognised):
                     recognised, heard = None, "no speech was heard"
             self.recognise_problem = "" if recognised is not None else f"{heard}: Gn read the content encoder alone"
-        elif phone_loop and phones is None:
-            recognised = self.heard_phones(samples, phone_loop)
-        context, emotion, probs = self.features(samples, phones, recognised)
+        heard: list = []  # the phone loop's phones, asked for once the encoders have run
+
+        def hear() -> list | None:
+            heard.append(self.heard_phones(samples, phone_loop))
+            return heard[0]
+
+        context, emotion, probs = self.features(samples, phones, recognised, hear if phone_loop and phones is None and not recognise else None)
+        if heard:
+            recognised = heard[0]
         emotion = direct(emotion, direction, bundle.emotion_prototypes, cfg.fps, cfg.k, bundle.path.name)
         if progress:
             progress("encoding", 1, 1)
