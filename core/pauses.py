@@ -104,6 +104,14 @@ def phones_within(phones: list, segments: list[tuple[float, float]]) -> list:
     return [p for p in phones if heard(p[1], p[2])]
 
 
+def spoken(phones: list, segments: list[tuple[float, float]] | None) -> list | None:
+    """Recognised or heard phones for Gn to weigh in: those `phones_within` speech `segments`
+    (all of them when there are no segments: no voice detector), or None when nothing but
+    silence is left."""
+    kept = phones if segments is None else phones_within(phones, segments)
+    return kept if any(not is_silence(p[0]) for p in kept) else None
+
+
 def speech_from_phones(phones: list) -> list[tuple[float, float]]:
     """An alignment's [(phone, start_s, end_s)] -> speech segments (its non-silent phones, joined)."""
     segments: list[list[float]] = []

@@ -92,6 +92,11 @@ class PhonePrototypes:
         encoder's states glide from phone to phone, so an abrupt switch is not what Gn learned on."""
         return self._smoothed(torch.from_numpy(self.vectors[rows]).float(), smooth)
 
+    def weigh(self, context: torch.Tensor, phones: list, steps_per_s: float) -> torch.Tensor:
+        """`blend` with the rows of a phone timing [(phone, start_s, end_s)] (recognised words',
+        the phone loop's) at the context's steps; in the context's dtype."""
+        return self.blend(context, self.timeline(phones, context.shape[1], steps_per_s)).to(context.dtype)
+
     def blend(self, context: torch.Tensor, rows: np.ndarray, trust: float = TRUST, weight: float = RECOGNISED_WEIGHT,
               smooth: int = 1) -> torch.Tensor:
         """Encoder states (1, steps, Dc) and the recognised phone row per step (steps,) -> what Gn

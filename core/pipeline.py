@@ -21,7 +21,7 @@ from .emotion_direction import EmotionDirection, add_expressions, direct, direct
 from .eyes import SKIPPED, EyeMotion, add_eyes, eye_motion
 from .model import head_noise, interpolate_frames
 from . import pauses, phone_loop
-from .phone_features import PhonePrototypes, is_silence, load_for_bundle
+from .phone_features import PhonePrototypes, load_for_bundle
 from .phone_loop import PhoneLoopJob
 from .shape_cache import cached_shapes
 from .style import Style, TuningError
@@ -91,8 +91,7 @@ class Animator:
         if phones is None and recognised is None and hear is not None:
             recognised = hear()
         if phones is None and recognised is not None:
-            rows = self.phones.timeline(recognised, audio_frames, cfg.k * cfg.fps)
-            context = self.phones.blend(context, rows).to(context.dtype)
+            context = self.phones.weigh(context, recognised, cfg.k * cfg.fps)
         probs = torch.softmax(interpolate_frames(emotion.logits.unsqueeze(0), frames)[0], dim=-1)
         return context, interpolate_frames(emotion.hidden.unsqueeze(0), audio_frames), probs
 
@@ -159,9 +158,9 @@ class Animator:
                                       "build them with `talking-head bundle phones BUNDLE --speech SPEECH_SET`")
             recognised, heard = recognised_phones(samples)
             if recognised is not None and pauses.available():  # words "recognised" where silero-vad hears no speech are dropped
-                recognised = pauses.phones_within(recognised, self.speech_segments(samples))
-                if not any(not is_silence(p[0]) for p in recognised):
-                    recognised, heard = None, "no speech was heard"
+                recognised = pauses.spoken(recognised, self.speech_segments(samples))
+                if recognised is None:
+                    heard = "no speech was heard"
             self.recognise_problem = "" if recognised is not None else f"{heard}: Gn read the content encoder alone"
         heard: list = []  # the phone loop's phones, asked for once the encoders have run
 
@@ -257,9 +256,7 @@ class Animator:
         if not self.hears_phones():
             return None
         heard = job.result() if isinstance(job, PhoneLoopJob) else phone_loop.heard_phones(samples)
-        if pauses.available():
-            heard = pauses.phones_within(heard, self.speech_segments(samples))
-        return heard if any(not is_silence(p[0]) for p in heard) else None
+        return pauses.spoken(heard, self.speech_segments(samples) if pauses.available() else None)
 
     def eye_motion(self, samples: np.ndarray, n_frames: int, seed: int) -> EyeMotion | None:
         """core/eyes.py's blinks and gaze for a clip, or None when the template has no face

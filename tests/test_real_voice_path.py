@@ -290,6 +290,9 @@ def test_phones_within_speech_segments():
     phones = [("SIL", 0.0, 0.5), ("D", 0.5, 0.6), ("AO", 0.6, 0.9), ("G", 2.0, 2.1)]
     assert pauses.phones_within(phones, [(0.4, 1.0)]) == phones[1:3]
     assert pauses.phones_within(phones, []) == []
+    assert pauses.spoken(phones, [(0.4, 1.0)]) == phones[1:3]  # what Gn weighs in: the phones inside speech
+    assert pauses.spoken(phones, None) == phones  # no voice detector: all of them
+    assert pauses.spoken(phones, [(0.0, 0.45)]) is None and pauses.spoken(phones, []) is None  # silence alone: nothing
 
 
 def test_recognise_refuses_prototypes_without_a_classifier(tmp_path, spoken):

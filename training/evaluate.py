@@ -65,22 +65,17 @@ class Evaluator:
         faces = self.corpus.template(clip.subject) + motion.emotional[0].numpy().reshape(n, -1, 3)
         return faces, motion
 
-
     def _heard(self, clip: Clip, context: torch.Tensor) -> torch.Tensor:
         """The context weighed with the phone loop's phones inside silero-vad's speech, as
         core/pipeline.py `Animator.heard_phones` and `features` make it."""
         from ..core import pauses
         from ..core.audio import load_audio
-        from ..core.phone_features import is_silence
         from ..core.phone_loop import heard_phones
 
         samples = load_audio(self.corpus.wav_path(clip.name))
-        heard = pauses.phones_within(heard_phones(samples), pauses.speech_segments(samples))
-        if not any(not is_silence(p[0]) for p in heard):
-            return context
+        heard = pauses.spoken(heard_phones(samples), pauses.speech_segments(samples))
         cfg = self.bundle.config
-        rows = self.phones.timeline(heard, context.shape[1], cfg.k * cfg.fps)
-        return self.phones.blend(context, rows).to(context.dtype)
+        return context if heard is None else self.phones.weigh(context, heard, cfg.k * cfg.fps)
 
 
 def evaluate(
