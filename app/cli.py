@@ -114,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--style-subject", help="seen subject whose style animates unseen subjects")
     evaluate.add_argument("--split", choices=("paper", "faceformer"), default="paper")
     evaluate.add_argument("--phone-loop", action="store_true", help="Gn reads what `animate` reads by default: the content encoder "
-                          "weighed with the phones pocketsphinx's phone loop hears (the bundle needs a phone classifier); "
+                          "weighed with the phones pocketsphinx hears (recognised words, or its phone loop; the bundle needs a phone classifier); "
                           "without it, the encoder alone, as the paper's model")
     evaluate.add_argument("--cache", type=Path)
     evaluate.set_defaults(run=_run_evaluate)

@@ -484,8 +484,8 @@ def main() -> int:
     parser.add_argument("--ctc-encoder", type=Path, help="a content encoder folder with its CTC head, for the phone error rate on FSDD")
     parser.add_argument("--transcript", action="store_true", help="Gn reads phone prototypes from a forced alignment of each clip's words")
     parser.add_argument("--recognise", action="store_true", help="Gn reads the encoder weighed with recognised words' phones (animate --recognise)")
-    parser.add_argument("--phone-loop", action="store_true", help="Gn reads the encoder weighed with the phones pocketsphinx's phone "
-                        "loop hears (animate's default; without this flag the bench reads the encoder alone, animate --no-phone-loop)")
+    parser.add_argument("--phone-loop", action="store_true", help="Gn reads the encoder weighed with the phones pocketsphinx "
+                        "hears (animate's default; without this flag the bench reads the encoder alone, animate --no-phone-loop)")
     parser.add_argument("--labelled", type=Path, help="a folder of real recordings with HTS phone labels of their own (NAME.wav, NAME_phone.lab)")
     parser.add_argument("--no-pause-rest", action="store_true", help="the mouth in pauses as the model made it (animate --no-pause-rest)")
     parser.add_argument("--threads", type=int, default=2)

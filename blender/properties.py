@@ -156,13 +156,14 @@ class TalkingHeadSettings(bpy.types.PropertyGroup):
     )
     recognise: BoolProperty(
         name="Recognise words", default=False,
-        description="Without a transcript: recognise the words (English, pocketsphinx) and weigh their phones into what the lips "
-        "follow; helps real voices, costs about a third of the strip's length more to wait on 2 CPU cores",
+        description="Without a transcript: recognise the words by pocketsphinx's full search (English) instead of Hear phones' "
+        "faster one and weigh their phones into what the lips follow; costs about a third of the strip's length more to wait "
+        "on 2 CPU cores",
     )
     phone_loop: BoolProperty(
         name="Hear phones", default=True,
-        description="Without a transcript or recognised words: weigh the phones pocketsphinx's phone loop hears (English) into "
-        "what the lips follow; helps real voices, about 0.05 s per second of the strip",
+        description="Without a transcript or recognised words: weigh the phones pocketsphinx hears (the words it recognises, "
+        "or its phone loop's; English) into what the lips follow; helps real voices, about 0.2 s per second of the strip",
     )
     seed: IntProperty(name="Seed", default=0, min=0, description="Head-motion, blink and gaze variation: same seed, same motion")
     device: EnumProperty(

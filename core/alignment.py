@@ -24,6 +24,7 @@ from .errors import TalkingHeadError
 FRAME_S = 0.01  # pocketsphinx's frame
 MAX_CHARS = 20000
 _WORD = re.compile(r"[a-z0-9']+")
+_ALIGNER = None  # one aligner per process (`align_pcm`)
 
 
 class TranscriptError(TalkingHeadError):
@@ -95,17 +96,25 @@ def pcm16(samples: np.ndarray) -> bytes:
 def align(samples: np.ndarray, text: str) -> list[tuple[str, float, float]]:
     """16 kHz samples and their words -> [(ARPAbet phone, start_s, end_s)], silences as `SIL`.
     Refuses words the dictionary lacks (named) and recordings the words do not fit."""
+    return align_pcm(pcm16(samples), text)
+
+
+def align_pcm(pcm: bytes, text: str) -> list[tuple[str, float, float]]:
+    """`align` of 16-bit PCM (`pcm16`)."""
+    global _ALIGNER
     words = words_of(text)
     if not words:
         raise TranscriptError("the transcript is empty (no words): leave it out to animate from the sound alone")
-    decoder = _decoder(bestpath=False)
+    if _ALIGNER is None:
+        _ALIGNER = _decoder(bestpath=False)  # kept: its dictionary takes 0.4 s to load
+    decoder = _ALIGNER
     missing = sorted({w for w in words if decoder.lookup_word(w) is None})
     if missing:
         shown = ", ".join(missing[:8]) + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
         raise TranscriptError(f"the transcript has words the English dictionary lacks: {shown} (write numbers and names as "
                               "they sound, e.g. 'twenty one', or leave the transcript out)")
-    pcm = pcm16(samples)
     try:
+        decoder.reinit_feat()  # each recording from the model's own cepstral mean, not the last one's
         decoder.set_align_text(" ".join(words))
         for second_pass in (False, True):
             if second_pass:
@@ -115,6 +124,7 @@ def align(samples: np.ndarray, text: str) -> list[tuple[str, float, float]]:
             decoder.end_utt()
         alignment = decoder.get_alignment()
     except RuntimeError as exc:
+        _ALIGNER = None  # a failed search may leave it mid-utterance: the next alignment gets a fresh one
         raise TranscriptError(f"the transcript could not be aligned to the sound ({exc})") from None
     phones = [] if alignment is None else [(p.name, p.start * FRAME_S, (p.start + p.duration) * FRAME_S) for p in alignment.phones()]
     spoken = [p for p in phones if p[0].upper() != "SIL"]

@@ -75,7 +75,7 @@ class Animator:
         `recognised` (the alignment of recognised words), Gn reads the prototypes weighted by the
         encoder's phone classifier and the recognised phones (`PhonePrototypes.blend`). `hear`
         (without those two): called once both encoders have run, for phones weighed in the same
-        way (the phone loop's, still decoding beside the encoders until then), or None."""
+        way (the heard phones, still being heard beside the encoders until then), or None."""
         cfg = self.bundle.config
         frames = frame_count(len(samples), cfg.fps)
         audio_frames = cfg.k * frames
@@ -136,7 +136,7 @@ class Animator:
         English) and weigh their phones against the encoder's (see `features`); when none are
         recognised the encoder alone is read and `recognise_problem` says so. `phone_loop`
         (without a transcript or `recognise`; True, or a `PhoneLoopJob` already running on these
-        samples): the phones pocketsphinx's phone loop hears are weighed in the same way
+        samples): the phones pocketsphinx hears (recognised words, or its phone loop) are weighed in the same way
         (core/phone_loop.py; `animate_task` asks for it by default); a bundle without a phone
         classifier reads the encoder alone. `rest_in_pauses`: the ARKit channels that open the mouth are faded out
         where no speech is heard (core/pauses.py; the alignment's silences with a transcript, else
@@ -162,7 +162,7 @@ class Animator:
                 if recognised is None:
                     heard = "no speech was heard"
             self.recognise_problem = "" if recognised is not None else f"{heard}: Gn read the content encoder alone"
-        heard: list = []  # the phone loop's phones, asked for once the encoders have run
+        heard: list = []  # the heard phones, asked for once the encoders have run
 
         def hear() -> list | None:
             heard.append(self.heard_phones(samples, phone_loop))
@@ -239,8 +239,8 @@ class Animator:
         )
 
     def speech_segments(self, samples: np.ndarray) -> list[tuple[float, float]]:
-        """silero-vad's speech segments of `samples`, found once per take (the phone loop's
-        phones and rest in pauses both ask)."""
+        """silero-vad's speech segments of `samples`, found once per take (heard phones and rest
+        in pauses both ask)."""
         if self._segments is None or self._segments[0] is not samples:
             self._segments = (samples, pauses.speech_segments(samples))
         return self._segments[1]
@@ -251,7 +251,7 @@ class Animator:
         return self.phones is not None and self.phones.classifier is not None and phone_loop.available()
 
     def heard_phones(self, samples: np.ndarray, job: "bool | PhoneLoopJob") -> list | None:
-        """The phone loop's phones inside silero-vad's speech (the rest read as silence), or None
+        """The heard phones (core/phone_loop.py) inside silero-vad's speech (the rest read as silence), or None
         when the bundle cannot use them or none were heard."""
         if not self.hears_phones():
             return None
@@ -279,15 +279,15 @@ def animate_task(
 ) -> tuple[Animation, Animator]:
     """Animate `task.audio` as the task says. The sound file is read (and refused when bad)
     before the model loads, unless the caller already read it (`samples`, 16 kHz mono); pass
-    `animator` to reuse a loaded bundle; `phone_job`, the phone loop of these samples already
+    `animator` to reuse a loaded bundle; `phone_job`, the heard phones of these samples already
     started (core/phone_loop.py `start_for`: the command line starts it before torch loads).
     -> (animation, animator)"""
     if samples is None:
         samples = load_audio(task.audio)
-    # The phone loop: in a child process when the model is still to load (torch's import leaves a
+    # Heard phones: in a child process when the model is still to load (torch's import leaves a
     # core idle; the bundle may use it when its folder has phone prototypes); with a loaded model
     # (the serving worker, a batch) there is nothing to hide it behind, and it runs here, where
-    # its decoder stays loaded (measured: the child's start cost a warm worker 0.2-0.3 s a take).
+    # its decoders stay loaded (a child loads them again: 0.9 s).
     job = phone_job
     if job is None and animator is None:
         job = phone_loop.start_for(task, samples)

@@ -56,7 +56,7 @@ class AnimateTask:
     transcript: str = ""  # the words spoken, for forced alignment (core/alignment.py); "" for none
     rest_in_pauses: bool = True  # fade the mouth-opening channels out where no speech is heard (core/pauses.py)
     recognise: bool = False  # without a transcript: recognise the words and weigh their phones in (core/alignment.py)
-    phone_loop: bool = True  # without a transcript or recognition: weigh the phones pocketsphinx hears in (core/phone_loop.py)
+    phone_loop: bool = True  # without a transcript or --recognise: weigh the phones pocketsphinx hears in (core/phone_loop.py)
 
     kind = "animate"
 

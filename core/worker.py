@@ -105,7 +105,7 @@ def run_task(task: Task, cache: AnimatorCache | None = None) -> dict:
     emit({"progress": "loading", "done": 0, "total": 1})
     samples = load_audio(task.audio)  # check the audio before importing torch
     job = None
-    if cache is None or cache.animator is None:  # the model is still to load: the phone loop runs beside it
+    if cache is None or cache.animator is None:  # the model is still to load: phones are heard beside it
         from .phone_loop import start_for
 
         job = start_for(task, samples)

@@ -1,5 +1,5 @@
-"""The phone loop (core/phone_loop.py): phones heard on real speech, the same from the child
-process as in-process, nothing left behind, and takes that weigh them in only when asked and
+"""Heard phones (core/phone_loop.py): recognised words aligned on real speech, the phone loop
+without words, the same from the child process as in-process, nothing left behind, and takes that weigh them in only when asked and
 when the bundle can."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from talking_head.core import phone_loop
+from talking_head.core.alignment import TranscriptError, align, pcm16
 from talking_head.core.audio import load_audio
 from talking_head.core.phone_loop import PhoneLoopJob, heard_phones, start_for
 from talking_head.core.tasks import AnimateTask
@@ -19,6 +20,8 @@ from conftest import SHARED, speech_like
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "weights" / "demo"
 REAL = SHARED / "speech" / "real_speech_11s.wav"
+REAL_TEXT = ("Today, like millions of other families across America, Michelle, Malia, Sasha and I will sit down to share a "
+             "Thanksgiving filled with family and friends, a few hours of food and football too.")  # its words
 
 pytestmark = pytest.mark.skipif(not phone_loop.available(), reason="pocketsphinx is not installed")
 
@@ -35,6 +38,38 @@ def test_heard_phones_on_real_speech(real_clip):
     starts = [p[1] for p in phones]
     assert starts == sorted(starts) and all(a < b for _, a, b in phones) and phones[-1][2] <= 3.0 + 0.02
     assert all(name.isalpha() and name.isupper() for name, _, _ in phones)  # ARPAbet, noise folded into SIL
+
+
+def test_heard_phones_are_the_recognised_words_aligned():
+    """On the whole 11 s recording, the heard phones agree with the forced alignment of its known
+    words on most frames (0.88 measured; the phone loop alone: 0.54)."""
+    clip = load_audio(str(REAL))
+    heard, truth = heard_phones(clip), align(clip, REAL_TEXT)
+    centres = np.arange(0.005, len(clip) / 16000, 0.01)
+
+    def at(phones):
+        out = np.full(len(centres), "SIL", dtype=object)
+        for name, start, end in phones:
+            out[(centres >= start) & (centres < end)] = name
+        return out
+
+    a, b = at(heard), at(truth)
+    speech = b != "SIL"
+    assert (a[speech] == b[speech]).mean() >= 0.7
+
+
+def test_without_recognised_words_the_phone_loop_is_heard(real_clip, monkeypatch):
+    pcm = pcm16(real_clip)
+    loop = phone_loop._phone_loop(pcm)
+    monkeypatch.setattr(phone_loop, "_recognised_words", lambda pcm: "")
+    assert heard_phones(real_clip) == loop
+    monkeypatch.setattr(phone_loop, "_recognised_words", lambda pcm: "today like millions")
+
+    def refuse(pcm, text):
+        raise TranscriptError("the transcript could not be aligned to the sound")
+
+    monkeypatch.setattr(phone_loop, "align_pcm", refuse)  # words that do not align: the phone loop's phones
+    assert heard_phones(real_clip) == loop
 
 
 def test_the_child_hears_what_this_process_hears_and_leaves_nothing(real_clip):
@@ -104,3 +139,22 @@ def test_command_line_switch(capsys, tmp_path, tiny_bundle_dir):
     code, out, err = run_cli_captured(capsys, "animate", clip, "--bundle", tiny_bundle_dir, "--out", tmp_path / "a.npz", "--no-phone-loop")
     assert code == 0 and (tmp_path / "a.npz").is_file(), err
     assert "--no-phone-loop" in run_cli_captured(capsys, "bake", "--help")[1]
+
+
+def test_long_audio_is_heard_in_pieces_cut_where_it_is_quiet():
+    rng = np.random.default_rng(0)
+    samples = (rng.standard_normal(16000 * 200) * 1000).astype(np.int16)
+    samples[16000 * 32: 16000 * 32 + 800] = 0  # 50 ms of silence 2 s after the first cut's place
+    ranges = phone_loop.pieces(samples)
+    assert ranges[0][0] == 0 and ranges[-1][1] == len(samples)
+    assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:]))
+    assert 16000 * 32 <= ranges[0][1] <= 16000 * 32 + 800
+    assert all(end - start <= 16000 * 65 for start, end in ranges)
+    assert phone_loop.pieces(samples[: 16000 * 60]) == [(0, 16000 * 60)]
+
+
+def test_pieces_are_heard_at_their_place_in_the_take(real_clip, monkeypatch):
+    monkeypatch.setattr(phone_loop, "PIECE_S", 1.0)  # 3 s: pieces of about a second
+    phones = heard_phones(real_clip)
+    starts = [p[1] for p in phones]
+    assert starts == sorted(starts) and phones[-1][2] <= 3.0 + 0.02 and sum(p[0] != "SIL" for p in phones) >= 15

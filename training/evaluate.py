@@ -39,7 +39,7 @@ class Evaluator:
         self.features = FeatureCache(cache / "features", context, emotion)
         self.style = bundle.config.subject_index(style_subject) if style_subject else 0
         self.phones = None
-        if phone_loop:  # Gn reads what `animate` reads by default: the encoder weighed with the phone loop's phones
+        if phone_loop:  # Gn reads what `animate` reads by default: the encoder weighed with the heard phones
             from ..core.phone_features import load_for_bundle
 
             self.phones = load_for_bundle(bundle.path, bundle.config.context_dim)
@@ -66,7 +66,7 @@ class Evaluator:
         return faces, motion
 
     def _heard(self, clip: Clip, context: torch.Tensor) -> torch.Tensor:
-        """The context weighed with the phone loop's phones inside silero-vad's speech, as
+        """The context weighed with the heard phones (core/phone_loop.py) inside silero-vad's speech, as
         core/pipeline.py `Animator.heard_phones` and `features` make it."""
         from ..core import pauses
         from ..core.audio import load_audio
