@@ -158,3 +158,9 @@ def test_pieces_are_heard_at_their_place_in_the_take(real_clip, monkeypatch):
     phones = heard_phones(real_clip)
     starts = [p[1] for p in phones]
     assert starts == sorted(starts) and phones[-1][2] <= 3.0 + 0.02 and sum(p[0] != "SIL" for p in phones) >= 15
+
+
+def test_pieces_heard_in_two_processes_are_the_same(real_clip, monkeypatch):
+    monkeypatch.setattr(phone_loop, "PIECE_S", 1.0)
+    pcm = pcm16(real_clip)
+    assert phone_loop._decode(pcm, processes=2) == phone_loop._decode(pcm)
