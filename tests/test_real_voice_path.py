@@ -311,7 +311,8 @@ def test_recognise_refuses_prototypes_without_a_classifier(tmp_path, spoken):
 
 
 def test_closure_weights_shut_the_lips_on_bilabials():
-    w = pauses.closure_weights([("SIL", 0.0, 0.2), ("M", 0.2, 0.3), ("AA1", 0.3, 0.6), ("B", 0.6, 0.64)], steps=20, steps_per_s=25)
+    w = pauses.closure_weights([("SIL", 0.0, 0.2), ("M", 0.2, 0.3), ("AA1", 0.3, 0.6), ("B", 0.6, 0.64)], steps=20, steps_per_s=25,
+                               ramp_s=0.04)
     centres = (np.arange(20) + 0.5) / 25
     assert (w[(centres > 0.2) & (centres < 0.3)] == 0).all() and w[np.argmin(abs(centres - 0.62))] == 0
     assert 0 < w[np.argmin(abs(centres - 0.18))] < 1  # eased in before the m
