@@ -68,12 +68,24 @@ def recognise(samples: np.ndarray) -> str:
     """16 kHz samples -> the words pocketsphinx recognises ("" for none). With its alignment about
     a third of the clip's length on a 2-core CPU: its full search beams; narrower ones made
     nonsense of real speech."""
-    decoder = _decoder()
-    decoder.start_utt()
-    decoder.process_raw(pcm16(samples), full_utt=True)
-    decoder.end_utt()
+    return words_heard(_decoder(), pcm16(samples))
+
+
+def words_heard(decoder, pcm: bytes) -> str:
+    """The words a language-model `decoder` recognises in 16-bit PCM ("" for none)."""
+    decode(decoder, pcm, fresh=True)
     hypothesis = decoder.hyp()
     return hypothesis.hypstr if hypothesis is not None else ""
+
+
+def decode(decoder, pcm: bytes, fresh: bool = False) -> None:
+    """One whole recording through `decoder`; `fresh`: from the model's own cepstral mean, not
+    the last recording's (a kept decoder carries it over: the same clip aligned differently)."""
+    if fresh:
+        decoder.reinit_feat()
+    decoder.start_utt()
+    decoder.process_raw(pcm, full_utt=True)
+    decoder.end_utt()
 
 
 def recognised_phones(samples: np.ndarray) -> tuple[list[tuple[str, float, float]] | None, str]:
@@ -114,14 +126,11 @@ def align_pcm(pcm: bytes, text: str) -> list[tuple[str, float, float]]:
         raise TranscriptError(f"the transcript has words the English dictionary lacks: {shown} (write numbers and names as "
                               "they sound, e.g. 'twenty one', or leave the transcript out)")
     try:
-        decoder.reinit_feat()  # each recording from the model's own cepstral mean, not the last one's
         decoder.set_align_text(" ".join(words))
         for second_pass in (False, True):
             if second_pass:
                 decoder.set_alignment()
-            decoder.start_utt()
-            decoder.process_raw(pcm, full_utt=True)
-            decoder.end_utt()
+            decode(decoder, pcm, fresh=not second_pass)
         alignment = decoder.get_alignment()
     except RuntimeError as exc:
         _ALIGNER = None  # a failed search may leave it mid-utterance: the next alignment gets a fresh one

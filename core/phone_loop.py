@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .alignment import FRAME_S, TranscriptError, align_pcm, pcm16
+from .alignment import FRAME_S, TranscriptError, align_pcm, decode, pcm16, words_heard
 from .audio import SAMPLE_RATE
 from .bootstrap import bootstrap
 from .bundle_info import PHONE_PROTOTYPES
@@ -121,21 +121,12 @@ def _recognised_words(pcm: bytes) -> str:
         from pocketsphinx import Decoder
 
         _RECOGNISER = Decoder(samprate=SAMPLE_RATE, loglevel="FATAL", fwdflat=False, pl_window=5)
-    decoder = _RECOGNISER
-    decoder.reinit_feat()  # each recording from the model's own cepstral mean, not the last one's
-    decoder.start_utt()
-    decoder.process_raw(pcm, full_utt=True)
-    decoder.end_utt()
-    hypothesis = decoder.hyp()
-    return hypothesis.hypstr if hypothesis is not None else ""
+    return words_heard(_RECOGNISER, pcm)
 
 
 def _phone_loop(pcm: bytes) -> list[tuple[str, float, float]]:
     decoder = _decoder()
-    decoder.reinit_feat()
-    decoder.start_utt()
-    decoder.process_raw(pcm, full_utt=True)
-    decoder.end_utt()
+    decode(decoder, pcm, fresh=True)
     phones = []
     for segment in decoder.seg():
         name = segment.word
