@@ -200,12 +200,12 @@ class PhoneLoopJob:
 
 
 def wanted(task) -> bool:
-    """Does an `AnimateTask` ask for the phone loop (and can it run here)?"""
+    """Does an `AnimateTask` ask for heard phones (and can pocketsphinx run here)?"""
     return bool(task.phone_loop and not task.transcript and not task.recognise and available())
 
 
 def start_for(task, samples: np.ndarray, bundle_hears: bool | None = None) -> PhoneLoopJob | None:
-    """The phone loop of `task`'s take, started now when the task asks for it and the bundle can
+    """The heard phones of `task`'s take, started now when the task asks for it and the bundle can
     use it (`bundle_hears`; None: its folder has phone prototypes, known before it loads)."""
     if not wanted(task):
         return None

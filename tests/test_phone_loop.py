@@ -1,6 +1,6 @@
 """Heard phones (core/phone_loop.py): recognised words aligned on real speech, the phone loop
-without words, the same from the child process as in-process, nothing left behind, and takes that weigh them in only when asked and
-when the bundle can."""
+without words, long audio in pieces, the same from the child process as in-process, nothing left
+behind, and takes that weigh them in only when asked and when the bundle can."""
 
 from __future__ import annotations
 
