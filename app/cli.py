@@ -43,6 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
     expressions.add_argument("--data", required=True, type=Path, help="corpus in the BIWI layout with emotions/CLIP.npz labels (`talking-head corpus build`)")
     expressions.add_argument("--cache", type=Path, default=None, help="feature cache (default DATA/.cache, as `train`)")
     expressions.set_defaults(run=_run_bundle_expressions)
+    hearing = kinds.add_parser("hearing", help="emotion hearing: what a voice is heard as from its prosody, fitted on speech with audible emotion")
+    hearing.add_argument("bundle", type=Path, help="bundle folder (emotion_hearing.json is written into it)")
+    hearing.add_argument("--speech", required=True, type=Path, nargs="+", help="speech sets with audible emotion (`talking-head corpus emotion-voices`); "
+                         "their held-out voices (M1, F8) are left out")
+    hearing.set_defaults(run=_run_bundle_hearing)
     phones = kinds.add_parser("phones", help="phone prototypes and a phone classifier from a labelled speech set, for animate --transcript and --recognise")
     phones.add_argument("bundle", type=Path, help="bundle folder (phone_prototypes.safetensors is written into it)")
     phones.add_argument("--speech", required=True, type=Path, help="speech set (labels.jsonl, wav/ID.wav, phones/ID.json) from `talking-head corpus speech`")
@@ -204,6 +209,18 @@ def _run_bundle_expressions(args: argparse.Namespace) -> int:
     errors = " / ".join("-" if m[f"{name}_error"] is None else f"{m[f'{name}_error']:.3g}" for name in ("voice", "prototypes", "expressions"))
     print(f"wrote learned expressions for {', '.join(prototypes.labels)} into {args.bundle / 'emotion_prototypes.safetensors'}; "
           f"{m['takes']} validation emotional takes, vertex error with the voice / their labelled direction / and the expressions: {errors}")
+    return 0
+
+
+def _run_bundle_hearing(args: argparse.Namespace) -> int:
+    from ..core.emotion_hearing import FILE
+    from ..training.emotion_hearing import write_hearing
+
+    with _ProgressBar(stage="hearing", min_total=0) as bar:
+        hearing = write_hearing(args.bundle, args.speech, progress=lambda done, total: bar("hearing", done, total))
+    m = hearing.measure
+    counts = ", ".join(f"{label} {n}" for label, n in m["per_class"].items())
+    print(f"wrote {args.bundle / FILE}: fitted on {m['utterances']} utterances ({counts}); accuracy on them {m['train_accuracy']:.3f}")
     return 0
 
 

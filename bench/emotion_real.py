@@ -1,4 +1,8 @@
-"""Emotion heard: what a bundle's emotion encoder says of real acted speech and of held-out voices.
+"""Emotion heard: what a bundle's emotion hearing (or its emotion encoder) says of real acted speech and of held-out voices.
+
+What is asked: the bundle's emotion hearing (`emotion_hearing.json`, core/emotion_hearing.py:
+prosodic numbers and a logistic regression; what `emotion_probs` and the panel show) when it has
+one, else its emotion encoder; `--ear encoder` asks the encoder, `--encoder FOLDER` another one.
 
 1. EmoDB (../shared/real_speech/emodb/, next to the repository, read at run time, never copied;
    research-only: it measures, it never trains what ships): the clips of the four classes both
@@ -14,8 +18,8 @@
 4. The demo sample (samples/demo_speech.wav): per passage of samples/demo_speech.json, the label
    heard over the passage and its probability.
 
-Usage: python bench/emotion_real.py [--bundle weights/demo] [--speech SET] [--data CORPUS]
-       [--clips 300] [--json OUT.json]
+Usage: python bench/emotion_real.py [--bundle weights/demo] [--ear hearing|encoder] [--speech SET]
+       [--data CORPUS] [--clips 300] [--json OUT.json]
 """
 
 from __future__ import annotations
@@ -81,14 +85,32 @@ def clip_logits(encoder, samples: np.ndarray) -> np.ndarray:
     return encoder.encode(samples).logits.mean(dim=0).numpy()
 
 
-def classify(encoder, items: list[tuple[object, str]], labels: list[str], allowed=None, load=None) -> dict:
+class Ear:
+    """What is asked: `clip(samples)` -> (C,) scores of a whole clip (argmax = the answer), `take(samples)`
+    -> (T, C) probabilities of each moment of a take at `rate` a second, and `labels`."""
+
+    def __init__(self, encoder=None, hearing=None) -> None:
+        self.encoder, self.hearing = encoder, hearing
+        self.labels = list(hearing.labels if hearing is not None else encoder.labels)
+        self.rate = 50.0  # the encoder's frames; the hearing is asked at the same rate
+
+    def clip(self, samples: np.ndarray) -> np.ndarray:
+        return np.log(self.hearing.clip(samples)) if self.hearing is not None else clip_logits(self.encoder, samples)
+
+    def take(self, samples: np.ndarray) -> np.ndarray:
+        if self.hearing is not None:
+            return self.hearing.take(samples, int(len(samples) / 16_000 * self.rate), self.rate)
+        return torch.softmax(self.encoder.encode(samples).logits, dim=-1).numpy()  # 50 frames a second, each scored over the second around it
+
+
+def classify(ear: Ear, items: list[tuple[object, str]], labels: list[str], allowed=None, load=None) -> dict:
     from talking_head.core.audio import load_audio
 
     load = load or load_audio
     truth, answers = [], []
     for source, label in items:
         truth.append(label)
-        answers.append(answer(clip_logits(encoder, load(source)), labels, allowed))
+        answers.append(answer(ear.clip(load(source)), labels, allowed))
     names = list(allowed) if allowed else labels
     confusion = confusion_matrix(truth, answers, names)
     return {**scores(confusion), "labels": names, "confusion": confusion.tolist()}
@@ -117,29 +139,31 @@ def corpus_items(data: Path) -> list[tuple[Path, str]]:
             if info["subject"] in unseen and (Path(data) / "wav" / f"{clip}.wav").is_file()]
 
 
-def demo_passages(encoder, labels: list[str]) -> list[dict]:
+def demo_passages(ear: Ear, labels: list[str]) -> list[dict]:
     from talking_head.core.audio import load_audio
 
     meta = json.loads(DEMO.read_text())
     samples = load_audio(DEMO.parent / meta["file"])
-    whole = encoder.encode(samples)  # 50 frames a second, each scored over the second around it
+    whole = ear.take(samples)
     out = []
     for p in meta["passages"]:
         piece = samples[int(p["start"] * 16_000): int(p["end"] * 16_000)]
-        probs = torch.softmax(torch.from_numpy(clip_logits(encoder, piece)), dim=0).numpy()
-        # What the panel and `emotion_probs` show: each second's label, from the whole take.
-        begin, end = int(p["start"] * 50), int(p["end"] * 50)
-        per_frame = whole.logits[begin:end].argmax(dim=1).numpy()
+        scores_ = ear.clip(piece)
+        probs = np.exp(scores_ - scores_.max())
+        probs /= probs.sum()
+        # What the panel and `emotion_probs` show: each moment's label, from the whole take.
+        per_frame = whole[int(p["start"] * ear.rate): int(p["end"] * ear.rate)].argmax(axis=1)
         shares = {label: round(float(np.mean(per_frame == i)), 3) for i, label in enumerate(labels)}
         out.append({"said as": p["emotion"], "heard as": labels[int(probs.argmax())], "probabilities": {label: round(float(q), 3) for label, q in zip(labels, probs)},
-                    "share of its frames heard as each label (1 s windows over the whole take)": shares})
+                    "share of its frames heard as each label (over the whole take)": shares})
     return out
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bundle", type=Path, default=ROOT / "weights" / "demo")
-    parser.add_argument("--encoder", type=Path, help="an emotion encoder folder to measure instead of the bundle's (the demo sample is skipped)")
+    parser.add_argument("--ear", choices=("hearing", "encoder"), default="hearing", help="the bundle's emotion hearing (when it has one) or its emotion encoder")
+    parser.add_argument("--encoder", type=Path, help="an emotion encoder folder to measure instead of the bundle's")
     parser.add_argument("--speech", type=Path, help="speech set whose held-out voices to classify")
     parser.add_argument("--data", type=Path, help="corpus (BIWI layout) whose unseen subjects' takes to classify")
     parser.add_argument("--clips", type=int, default=300, help="at most this many held-out utterances")
@@ -149,26 +173,33 @@ def main() -> int:
     torch.set_num_threads(args.threads)
 
     from talking_head.core.bundle_info import read_bundle_info
+    from talking_head.core.emotion_hearing import FILE as HEARING, EmotionHearing
     from talking_head.core.encoders import EmotionEncoder, resolve_source
 
+    hearing = None
     if args.encoder:
         encoder = EmotionEncoder(str(args.encoder))
     else:
-        config = read_bundle_info(args.bundle).config
-        encoder = EmotionEncoder(resolve_source(config.emotion_encoder, args.bundle, "emotion encoder"))
-    labels = encoder.labels
-    report: dict = {"bundle": args.bundle.name, "encoder": args.encoder.name if args.encoder else "the bundle's", "labels": labels}
+        info = read_bundle_info(args.bundle)
+        encoder = EmotionEncoder(resolve_source(info.config.emotion_encoder, args.bundle, "emotion encoder"))
+        if args.ear == "hearing" and (args.bundle / HEARING).is_file():
+            hearing = EmotionHearing.load(args.bundle / HEARING)
+    ear = Ear(encoder, hearing)
+    labels = ear.labels
+    report: dict = {"bundle": args.bundle.name, "ear": "emotion hearing" if hearing is not None else "emotion encoder",
+                    "encoder": args.encoder.name if args.encoder else "the bundle's", "labels": labels}
+    print(f"asking the {report['ear']} of {args.encoder or args.bundle}")
     if (EMODB / "labels.csv").is_file():
-        report["emodb"] = classify(encoder, emodb_items(EMODB), labels, allowed=SHARED)
+        report["emodb"] = classify(ear, emodb_items(EMODB), labels, allowed=SHARED)
     else:
         print(f"no EmoDB: {EMODB.name}/labels.csv missing next to the repository; skipped", file=sys.stderr)
     if args.speech:
         items = speech_set_items(args.speech, args.clips)
-        report["held-out voices"] = classify(encoder, [(u.wav, u.emotion) for u in items], labels)
-        report["held-out voices, audible emotion"] = classify(encoder, [(u, u.emotion) for u in items], labels, load=with_emotion_voice)
+        report["held-out voices"] = classify(ear, [(u.wav, u.emotion) for u in items], labels)
+        report["held-out voices, audible emotion"] = classify(ear, [(u, u.emotion) for u in items], labels, load=with_emotion_voice)
     if args.data:
-        report["corpus unseen subjects"] = classify(encoder, corpus_items(args.data), labels)
-    report["demo sample"] = demo_passages(encoder, labels)
+        report["corpus unseen subjects"] = classify(ear, corpus_items(args.data), labels)
+    report["demo sample"] = demo_passages(ear, labels)
 
     for name in ("emodb", "held-out voices", "held-out voices, audible emotion", "corpus unseen subjects"):
         if name in report:
@@ -176,7 +207,7 @@ def main() -> int:
             print(f"{name:34s} accuracy {r['accuracy']:.3f}  UAR {r['uar']:.3f}  ({r['clips']} clips, {len(r['labels'])} classes)")
             print("    confusion (rows true, columns heard): " + "  ".join(f"{lab}: {row}" for lab, row in zip(r["labels"], r["confusion"])))
     for p in report["demo sample"]:
-        shares = p["share of its frames heard as each label (1 s windows over the whole take)"]
+        shares = p["share of its frames heard as each label (over the whole take)"]
         print(f"demo passage said as {p['said as']:8s} heard as {p['heard as']:9s} {p['probabilities']}; per second: "
               + ", ".join(f"{k} {v:.2f}" for k, v in shares.items() if v > 0))
     if args.json:

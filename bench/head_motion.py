@@ -86,11 +86,19 @@ def model_rotations(animator, samples: np.ndarray, seeds: list[int], subject: st
                     heard: list | None = None) -> np.ndarray:
     """(S, N, 3, 3) head rotations of one clip for each seed (features computed once). `frames`:
     generate that many face frames (a corpus clip's ground-truth length) instead of the sound's.
-    `heard`: gets the clip's mean emotion probabilities (what Gh's features were heard as)."""
+    `heard`: gets the clip's mean emotion probabilities (what the voice was heard as: the bundle's
+    emotion hearing when it has one, which also scales the head as `animate` does, else the
+    emotion encoder whose features Gh reads)."""
+    from talking_head.core.emotion_direction import heard_head_motion
+    from talking_head.core.audio import frame_count
     from talking_head.core.model import head_noise, interpolate_frames
 
     bundle, cfg = animator.bundle, animator.bundle.config
     context, emotion, probs = animator.features(samples)
+    hearing = bundle.emotion_hearing
+    n = frames if frames is not None else frame_count(len(samples), cfg.fps)
+    if hearing is not None:
+        probs = torch.from_numpy(hearing.take(samples, n, cfg.fps))
     if heard is not None:
         heard.append(probs.float().mean(0).numpy())
     if frames is not None:
@@ -100,7 +108,10 @@ def model_rotations(animator, samples: np.ndarray, seeds: list[int], subject: st
     out = []
     for seed in seeds:
         motion = bundle.model.generate(context, emotion, index, noise=head_noise(seed, emotion.shape[1], cfg.d_model, sigma=cfg.head_noise_sigma), with_head=True)
-        out.append(motion.rotation[0].float().numpy())
+        rotation = motion.rotation[0].float().numpy()
+        if hearing is not None:
+            rotation = heard_head_motion(rotation, np.zeros((len(rotation), 3), np.float32), probs.numpy(), hearing.labels, bundle.emotion_prototypes)[0]
+        out.append(rotation)
     return np.stack(out)
 
 
@@ -149,7 +160,7 @@ def corpus_figures(animator, data: Path, clips_per_subset: int) -> dict:
                             "model_std_over_time_deg": axes(np.mean(group["model"], axis=0)),
                             "truth_jitter": axes(np.mean(group["truth_jitter"], axis=0)), "model_jitter": axes(np.mean(group["model_jitter"], axis=0)),
                             # mean emotion probabilities: if they are alike for both groups, the voices carry nothing for Gh to move by
-                            "heard_as": dict(zip(animator.emotion.labels, np.round(np.mean(group["heard"], axis=0), 3).tolist()))}
+                            "heard_as": dict(zip(animator.bundle.emotion_hearing.labels if animator.bundle.emotion_hearing else animator.emotion.labels, np.round(np.mean(group["heard"], axis=0), 3).tolist()))}
     return report
 
 

@@ -33,7 +33,8 @@ class Animation:
     neutral, emotional (N, V, 3): Gn's and Ge's faces, without head motion (`neutral` is None
     when read from a file written without stages; `emotional` is then recovered from vertices);
     rotation (N, 3, 3) and translation (N, 3): head motion about `pivot` (3,);
-    emotion_probs (N, C) with `emotion_labels` (C names): what the emotion encoder heard;
+    emotion_probs (N, C) with `emotion_labels` (C names): what the voice was heard as (the bundle's
+    emotion hearing, core/emotion_hearing.py, when it has one; else the emotion encoder's scores);
     arkit_weights (N, 52) in [0, 1] with `arkit_names` (core/arkit.py ARKIT_NAMES): the face
     without head motion as Apple's ARKit channels, or None when the template has no landmarks;
     blink_weights (N,) in [0, 1] and gaze (N, 2) eye yaw, pitch in radians: the blinks and gaze

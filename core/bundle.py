@@ -13,6 +13,7 @@ import torch
 
 from .config import ModelConfig
 from .emotion_direction import PROTOTYPES, EmotionError, EmotionPrototypes
+from .emotion_hearing import FILE as HEARING, EmotionHearing
 from .encoders import ContextEncoder, EmotionEncoder, resolve_source
 from .errors import BundleError, MeshError
 from .mesh_io import Mesh, read_mesh, write_mesh
@@ -39,6 +40,8 @@ class ModelBundle:
     template: Mesh
     # Per-class emotion features (core/emotion_direction.py), when the folder has them.
     emotion_prototypes: EmotionPrototypes | None = None
+    # What a voice is heard as from its prosody (core/emotion_hearing.py), when the folder has it.
+    emotion_hearing: EmotionHearing | None = None
 
     @property
     def pivot(self) -> np.ndarray:
@@ -79,7 +82,13 @@ class ModelBundle:
                 prototypes = EmotionPrototypes.load(path / PROTOTYPES, config.emotion_dim)
             except EmotionError as exc:
                 raise BundleError(str(exc)) from None
-        return cls(path=path, config=config, model=model, template=template, emotion_prototypes=prototypes)
+        hearing = None
+        if (path / HEARING).is_file():
+            hearing = EmotionHearing.load(path / HEARING)
+            if hearing.labels != list(config.emotion_labels):
+                raise BundleError(f"model bundle {path}: {HEARING} hears {', '.join(hearing.labels)} but the bundle's emotions are "
+                                  f"{', '.join(config.emotion_labels)}; fit it again with `talking-head bundle hearing {path.name} --speech SET`")
+        return cls(path=path, config=config, model=model, template=template, emotion_prototypes=prototypes, emotion_hearing=hearing)
 
     def save(self, path: str | Path, half: bool = False) -> None:
         """Write config, weights and template; encoders are saved separately (`save_encoders`).
@@ -184,7 +193,7 @@ def pack_bundle(source: str | Path, out: str | Path, half: bool = True) -> Model
             if (location / extra).is_file():
                 shutil.copy2(location / extra, target / extra)
         setattr(bundle.config, f"{which}_encoder", f"encoders/{which}")
-    for extra in (PROTOTYPES, PHONE_PROTOTYPES):  # emotion and phone prototypes belong to the encoders packed here
+    for extra in (PROTOTYPES, PHONE_PROTOTYPES, HEARING):  # emotion and phone prototypes belong to the encoders packed here; the hearing to the labels
         if (Path(source) / extra).is_file():
             shutil.copy2(Path(source) / extra, out / extra)
     bundle.config.save(out / CONFIG)

@@ -337,6 +337,42 @@ def direct_head_motion(rotation: np.ndarray, translation: np.ndarray, direction:
     return scaled.astype(rotation.dtype), (translation * amplitude[:, None]).astype(translation.dtype)
 
 
+def corpus_head_ratios(prototypes: EmotionPrototypes | None) -> np.ndarray | None:
+    """(C,) how much more the corpus's takes of each class move the head than its neutral ones
+    (training/emotion_expressions.py measures it beside the gains: `head_amplitude_degrees`), or
+    None when the bundle did not measure it for every class and neutral."""
+    amplitudes = {} if prototypes is None else prototypes.expressions_measure.get("head_amplitude_degrees", {})
+    try:
+        corpus = np.array([float(amplitudes[label]["corpus"]) for label in prototypes.labels])
+        neutral = float(amplitudes["neutral"]["corpus"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    if not (np.isfinite(corpus).all() and (corpus > 0).all() and neutral > 0):
+        return None
+    return corpus / neutral
+
+
+def heard_head_motion(rotation: np.ndarray, translation: np.ndarray, heard: np.ndarray, labels: list[str],
+                      prototypes: EmotionPrototypes | None) -> tuple[np.ndarray, np.ndarray]:
+    """Gh's head motion (N, 3, 3), (N, 3) scaled per frame by what the voice is heard as (N, C)
+    (core/emotion_hearing.py): a = sum_c p_c r_c, r_c the corpus's head amplitude of class c over
+    its neutral takes' (`corpus_head_ratios`), so a voice heard neutral keeps Gh's motion and one
+    heard angry moves as much more as the corpus's angry takes move than its neutral ones (sad
+    less). Why these ratios and not the gains g_c of a directed emotion: a directed take feeds Gh
+    the class's prototype, and g_c corrects what Gh makes of that; here Gh reads the voice, whose
+    features the emotion encoder hears alike for every class (README, Head motion), so its
+    motion is the neutral takes' and the corpus's own ratio is what is missing. As given without
+    those ratios or with other labels."""
+    ratios = corpus_head_ratios(prototypes)
+    if ratios is None or list(labels) != list(prototypes.labels):
+        return rotation, translation
+    from .geometry import matrices_to_quaternions, quaternions_to_matrices, scale_rotation
+
+    amplitude = np.asarray(heard, dtype=np.float64) @ ratios
+    scaled = quaternions_to_matrices(scale_rotation(matrices_to_quaternions(rotation), amplitude))
+    return scaled.astype(rotation.dtype), (translation * amplitude[:, None]).astype(translation.dtype)
+
+
 def check_direction(direction: EmotionDirection | None, prototypes: EmotionPrototypes | None, bundle: str = "the bundle") -> None:
     """EmotionError when the bundle cannot follow `direction` (no prototypes, an unknown label)."""
     if direction is None or direction.is_voice_only():

@@ -1,0 +1,148 @@
+"""Emotion hearing (core/emotion_hearing.py, training/emotion_hearing.py): prosodic numbers, the
+logistic regression fitted on labelled speech, what a take is heard as over time, the bundle
+file, and the head motion that follows what is heard."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+from talking_head.core.emotion_hearing import FILE, NAMES, EmotionHearing, clip_features, functionals, tracks
+from talking_head.core.errors import BundleError
+
+LABELS = ["neutral", "happy", "sad", "angry", "surprised"]
+# Per class a voice that carries it the way the training speech does (crudely): F0 level in Hz,
+# F0 glide over the utterance in semitones, brightness (how slowly the harmonics fall).
+VOICES = {"neutral": (120, 0, 0.9), "happy": (220, 5, 0.8), "sad": (95, -4, 0.6), "angry": (180, -3, 1.0), "surprised": (260, 8, 0.85)}
+
+
+def voice(label: str, seconds: float = 2.0, seed: int = 0) -> np.ndarray:
+    """A buzzy vowel-like tone of the class's pitch, glide and brightness, with syllable-like pulses."""
+    rng = np.random.default_rng(seed)
+    f0, glide, bright = VOICES[label]
+    f0 = f0 * 2 ** (rng.normal(0, 0.8) / 12)
+    t = np.arange(int(seconds * 16_000)) / 16_000
+    pitch = f0 * 2 ** (glide * t / seconds / 12) * (1 + 0.01 * np.sin(2 * np.pi * 5 * t))
+    phase = 2 * np.pi * np.cumsum(pitch) / 16_000
+    y = sum(bright ** k * np.sin(k * phase) / k for k in range(1, 30))
+    syllables = np.sin(2 * np.pi * 2 * t) ** 2  # four syllables a second with short gaps between them
+    y = y * np.where(syllables > 0.1, syllables, 0.0) + rng.normal(0, 0.002, len(t))
+    return (0.3 * y / np.abs(y).max()).astype(np.float32)
+
+
+def _speech_set(folder: Path, per_label: int = 8) -> Path:
+    (folder / "wav").mkdir(parents=True)
+    (folder / "phones").mkdir()
+    lines = []
+    for i in range(per_label * len(LABELS)):
+        name, label = f"{i:06d}", LABELS[i % len(LABELS)]
+        soundfile.write(folder / "wav" / f"{name}.wav", voice(label, seed=i), 16_000)
+        (folder / "phones" / f"{name}.json").write_text(json.dumps({"text": "", "phones": [["pau", 0.0, 2.0]]}))
+        lines.append(json.dumps({"id": name, "speaker": "M1~e" if i < len(LABELS) else "F2~e", "emotion": label, "seconds": 2.0}))
+    (folder / "labels.jsonl").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def hearing(tmp_path_factory) -> EmotionHearing:
+    from talking_head.training.emotion_hearing import fit_hearing
+
+    root = tmp_path_factory.mktemp("hearing")
+    return fit_hearing([_speech_set(root / "speech")], LABELS, processes=1)
+
+
+def test_pitch_is_measured_in_semitones_and_silence_has_no_features():
+    low, high = clip_features(voice("neutral", seed=1)), clip_features(voice("neutral", seed=1) * 0.1)
+    assert low is not None and len(low) == len(NAMES)
+    assert np.allclose(low, high, atol=1e-6), "level never counts"
+    t = np.arange(16_000) / 16_000
+    octave = [functionals(tracks(np.sin(2 * np.pi * f * t).astype(np.float32)))[NAMES.index("f0_mean")] for f in (110.0, 220.0)]
+    assert octave[1] - octave[0] == pytest.approx(12.0, abs=0.3)
+    assert clip_features(np.zeros(16_000, np.float32)) is None
+
+
+def test_the_fit_hears_held_out_clips_of_each_class(hearing):
+    assert hearing.labels == LABELS
+    assert hearing.measure["utterances"] == 35, "the held-out voice M1's copies are left out"
+    answers = [LABELS[int(hearing.clip(voice(label, seed=100 + i)).argmax())] for i, label in enumerate(LABELS * 3)]
+    assert np.mean([a == b for a, b in zip(answers, LABELS * 3)]) >= 0.8, answers
+
+
+def test_a_take_is_heard_moment_by_moment(hearing):
+    take = np.concatenate([voice("sad", seed=7), voice("sad", seed=9), voice("happy", seed=8), voice("happy", seed=10)])
+    probs = hearing.take(take, 200, 25.0)
+    assert probs.shape == (200, 5) and np.allclose(probs.sum(axis=1), 1, atol=1e-5)
+    tops = probs.argmax(axis=1)
+    # the windows centred on each clip (1, 3, 5, 7 s) hear one clip each
+    assert [LABELS[i] for i in tops[[25, 75, 125, 175]]] == ["sad", "sad", "happy", "happy"], tops
+    silent = hearing.take(np.zeros(32_000, np.float32), 50, 25.0)
+    assert np.allclose(silent, 0.2), "nothing voiced: no answer rather than a wrong one"
+
+
+def test_the_file_round_trips_and_a_broken_one_is_refused(hearing, tmp_path):
+    hearing.save(tmp_path / FILE)
+    again = EmotionHearing.load(tmp_path / FILE)
+    x = clip_features(voice("angry", seed=3))
+    assert np.allclose(again.probabilities(x), hearing.probabilities(x))
+    data = json.loads((tmp_path / FILE).read_text())
+    data["weights"] = data["weights"][:2]
+    (tmp_path / FILE).write_text(json.dumps(data))
+    with pytest.raises(BundleError, match="wrong shape"):
+        EmotionHearing.load(tmp_path / FILE)
+    (tmp_path / FILE).write_text("{")
+    with pytest.raises(BundleError, match="broken"):
+        EmotionHearing.load(tmp_path / FILE)
+
+
+def test_the_logistic_fit_separates_what_can_be_separated():
+    from talking_head.training.emotion_hearing import fit_logistic
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 4))
+    y = (x[:, 0] > 0).astype(int) + 2 * (x[:, 1] > 0)
+    w, b = fit_logistic(x, y, 4, c=10.0)
+    assert ((x @ w.T + b).argmax(axis=1) == y).mean() > 0.95
+
+
+def test_heard_emotion_scales_the_head_as_the_corpus_classes_move():
+    from talking_head.core.emotion_direction import EmotionPrototypes, heard_head_motion
+    from talking_head.core.geometry import matrices_to_quaternions, half_angles_axes, quaternions_to_matrices
+
+    corpus = dict(zip(LABELS, (1.2, 1.3, 0.6, 1.8, 1.5)))
+    protos = EmotionPrototypes(LABELS, np.zeros((5, 4), np.float32), head_gains=np.ones(5, np.float32),
+                               expressions_measure={"head_amplitude_degrees": {k: {"corpus": v, "directed": 1.0, "takes": 4} for k, v in corpus.items()}})
+    angles = np.linspace(0.01, 0.05, 10)
+    q = np.stack([np.cos(angles / 2), np.sin(angles / 2), np.zeros(10), np.zeros(10)], axis=1)
+    rotation, translation = quaternions_to_matrices(q).astype(np.float32), np.ones((10, 3), np.float32)
+    heard = np.zeros((10, 5))
+    heard[:5, 0], heard[5:, 3] = 1.0, 1.0  # neutral, then angry
+    r, t = heard_head_motion(rotation, translation, heard, LABELS, protos)
+    half, _ = half_angles_axes(matrices_to_quaternions(r.astype(np.float64)))
+    assert np.allclose(2 * half[:5], angles[:5], atol=1e-5), "heard neutral: Gh's own motion"
+    assert np.allclose(2 * half[5:], angles[5:] * 1.5, atol=1e-5) and np.allclose(t[5:], 1.5)
+    same = heard_head_motion(rotation, translation, heard, LABELS, EmotionPrototypes(LABELS, np.zeros((5, 4), np.float32)))
+    assert same[0] is rotation, "nothing measured on a corpus: untouched"
+
+
+def test_the_bundle_hears_with_it_and_refuses_other_labels(hearing, tiny_bundle_dir, tmp_path, clip_3s):
+    from talking_head.core.bundle import ModelBundle
+    from talking_head.core.pipeline import Animator
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle_dir, bundle)
+    hearing.save(bundle / FILE)
+    animator = Animator(ModelBundle.load(bundle))
+    from talking_head.core.audio import load_audio
+
+    take = animator.animate(clip_3s)
+    assert take.emotion_labels == LABELS
+    assert np.allclose(take.emotion_probs, hearing.take(load_audio(clip_3s), len(take.emotion_probs), take.fps), atol=1e-6)
+    other = EmotionHearing(["calm", "upset"], hearing.mean, hearing.scale, hearing.weights[:2], hearing.bias[:2])
+    other.save(bundle / FILE)
+    with pytest.raises(BundleError, match="hears calm, upset"):
+        ModelBundle.load(bundle)
