@@ -89,7 +89,7 @@ def model_rotations(animator, samples: np.ndarray, seeds: list[int], subject: st
     `heard`: gets the clip's mean emotion probabilities (what the voice was heard as: the bundle's
     emotion hearing when it has one, which also scales the head as `animate` does, else the
     emotion encoder whose features Gh reads)."""
-    from talking_head.core.emotion_direction import heard_head_motion
+    from talking_head.core.emotion_direction import heard_amplitude, scale_head_motion
     from talking_head.core.audio import frame_count
     from talking_head.core.model import head_noise, interpolate_frames
 
@@ -109,8 +109,9 @@ def model_rotations(animator, samples: np.ndarray, seeds: list[int], subject: st
     for seed in seeds:
         motion = bundle.model.generate(context, emotion, index, noise=head_noise(seed, emotion.shape[1], cfg.d_model, sigma=cfg.head_noise_sigma), with_head=True)
         rotation = motion.rotation[0].float().numpy()
-        if hearing is not None:
-            rotation = heard_head_motion(rotation, np.zeros((len(rotation), 3), np.float32), probs.numpy(), hearing.labels, bundle.emotion_prototypes)[0]
+        amplitude = None if hearing is None else heard_amplitude(probs.numpy(), hearing.labels, bundle.emotion_prototypes)
+        if amplitude is not None:
+            rotation = scale_head_motion(rotation, np.zeros((len(rotation), 3), np.float32), amplitude)[0]
         out.append(rotation)
     return np.stack(out)
 

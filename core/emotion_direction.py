@@ -314,25 +314,34 @@ def add_expressions(faces: np.ndarray, direction: EmotionDirection | None, proto
 
 
 def direct_head_motion(rotation: np.ndarray, translation: np.ndarray, direction: EmotionDirection | None,
-                       prototypes: EmotionPrototypes | None, fps: float) -> tuple[np.ndarray, np.ndarray]:
+                       prototypes: EmotionPrototypes | None, fps: float, voice_amplitude: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Gh's head motion (N, 3, 3), (N, 3) with the bundle's learned amplitude of each directed
     class, every angle and the translation times a per frame (training/emotion_expressions.py
     fits g_c: the corpus's head motion of the class over Gh's under the class's prototypes):
 
-        a = (v + sum_c w_c g_c + max(0, 1 - s)) / max(1, s),    s = v + sum_c w_c
+        a = (v h + sum_c w_c g_c + max(0, 1 - s)) / max(1, s),    s = v + sum_c w_c
 
     a mean of the gains and 1 (the voice's share, and whatever the weights leave) weighted by
     the weights: `happy:1` gives g_happy, `happy:0.5` half-way to it; never beyond the gains
     (sliders left at voice 1 with happy 1 give the mean of 1 and g_happy, not their sum), and
-    `voice:0` alone does not freeze the head. As given without a direction or gains."""
+    `voice:0` alone does not freeze the head. h: `voice_amplitude` (N,), the voice's own
+    amplitude per frame (`heard_amplitude`: what the voice is heard as), 1 when None; without a
+    direction (or gains) the motion is scaled by h alone."""
     sampled = _frame_weights(direction, prototypes, None if prototypes is None else prototypes.head_gains, len(rotation), fps)
     if sampled is None:
-        return rotation, translation
+        return (rotation, translation) if voice_amplitude is None else scale_head_motion(rotation, translation, voice_amplitude)
+    weights, voice = sampled
+    own = voice if voice_amplitude is None else voice * np.asarray(voice_amplitude, np.float64)
+    total = voice + weights.sum(axis=1)
+    amplitude = (own + weights @ prototypes.head_gains.astype(np.float64) + np.maximum(0.0, 1.0 - total)) / np.maximum(1.0, total)
+    return scale_head_motion(rotation, translation, amplitude)
+
+
+def scale_head_motion(rotation: np.ndarray, translation: np.ndarray, amplitude: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every angle of (N, 3, 3) rotations and the (N, 3) translation times amplitude (N,)."""
     from .geometry import matrices_to_quaternions, quaternions_to_matrices, scale_rotation
 
-    weights, voice = sampled
-    total = voice + weights.sum(axis=1)
-    amplitude = (voice + weights @ prototypes.head_gains.astype(np.float64) + np.maximum(0.0, 1.0 - total)) / np.maximum(1.0, total)
+    amplitude = np.asarray(amplitude, np.float64)
     scaled = quaternions_to_matrices(scale_rotation(matrices_to_quaternions(rotation), amplitude))
     return scaled.astype(rotation.dtype), (translation * amplitude[:, None]).astype(translation.dtype)
 
@@ -341,7 +350,9 @@ def corpus_head_ratios(prototypes: EmotionPrototypes | None) -> np.ndarray | Non
     """(C,) how much more the corpus's takes of each class move the head than its neutral ones
     (training/emotion_expressions.py measures it beside the gains: `head_amplitude_degrees`), or
     None when the bundle did not measure it for every class and neutral."""
-    amplitudes = {} if prototypes is None else prototypes.expressions_measure.get("head_amplitude_degrees", {})
+    if prototypes is None:
+        return None
+    amplitudes = prototypes.expressions_measure.get("head_amplitude_degrees", {})
     try:
         corpus = np.array([float(amplitudes[label]["corpus"]) for label in prototypes.labels])
         neutral = float(amplitudes["neutral"]["corpus"])
@@ -352,25 +363,20 @@ def corpus_head_ratios(prototypes: EmotionPrototypes | None) -> np.ndarray | Non
     return corpus / neutral
 
 
-def heard_head_motion(rotation: np.ndarray, translation: np.ndarray, heard: np.ndarray, labels: list[str],
-                      prototypes: EmotionPrototypes | None) -> tuple[np.ndarray, np.ndarray]:
-    """Gh's head motion (N, 3, 3), (N, 3) scaled per frame by what the voice is heard as (N, C)
-    (core/emotion_hearing.py): a = sum_c p_c r_c, r_c the corpus's head amplitude of class c over
-    its neutral takes' (`corpus_head_ratios`), so a voice heard neutral keeps Gh's motion and one
-    heard angry moves as much more as the corpus's angry takes move than its neutral ones (sad
-    less). Why these ratios and not the gains g_c of a directed emotion: a directed take feeds Gh
-    the class's prototype, and g_c corrects what Gh makes of that; here Gh reads the voice, whose
-    features the emotion encoder hears alike for every class (README, Head motion), so its
-    motion is the neutral takes' and the corpus's own ratio is what is missing. As given without
-    those ratios or with other labels."""
+def heard_amplitude(heard: np.ndarray, labels: list[str], prototypes: EmotionPrototypes | None) -> np.ndarray | None:
+    """(N,) the head amplitude of a voice heard as `heard` (N, C) (core/emotion_hearing.py):
+    a = sum_c p_c r_c, r_c the corpus's head amplitude of class c over its neutral takes'
+    (`corpus_head_ratios`), so a voice heard neutral keeps Gh's motion and one heard angry moves
+    as much more as the corpus's angry takes move than its neutral ones (sad less). Why these
+    ratios and not the gains g_c of a directed emotion: a directed take feeds Gh the class's
+    prototype and g_c corrects what Gh makes of that; here Gh reads the voice, whose features
+    the emotion encoder hears alike for every class (README, Head motion), so its motion is the
+    neutral takes' and the corpus's own ratio is what is missing. None without those ratios or
+    with other labels."""
     ratios = corpus_head_ratios(prototypes)
     if ratios is None or list(labels) != list(prototypes.labels):
-        return rotation, translation
-    from .geometry import matrices_to_quaternions, quaternions_to_matrices, scale_rotation
-
-    amplitude = np.asarray(heard, dtype=np.float64) @ ratios
-    scaled = quaternions_to_matrices(scale_rotation(matrices_to_quaternions(rotation), amplitude))
-    return scaled.astype(rotation.dtype), (translation * amplitude[:, None]).astype(translation.dtype)
+        return None
+    return np.asarray(heard, dtype=np.float64) @ ratios
 
 
 def check_direction(direction: EmotionDirection | None, prototypes: EmotionPrototypes | None, bundle: str = "the bundle") -> None:

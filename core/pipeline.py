@@ -17,7 +17,7 @@ from .arkit import ARKIT_NAMES, ArkitSolver, TemplateLandmarksError, template_ar
 from .audio import SAMPLE_RATE, frame_count, load_audio
 from .bundle import ModelBundle
 from .device import resolve_device, resolve_precision
-from .emotion_direction import EmotionDirection, add_expressions, direct, direct_head_motion, heard_head_motion
+from .emotion_direction import EmotionDirection, add_expressions, direct, direct_head_motion, heard_amplitude
 from .eyes import SKIPPED, EyeMotion, add_eyes, eye_motion
 from .model import head_noise, interpolate_frames
 from . import pauses, phone_loop
@@ -213,13 +213,14 @@ class Animator:
             add_eyes(emotional, self.arkit_solver().shapes, eyes)
         rotation = motion.rotation[0].float().cpu().numpy()
         translation = motion.translation[0].float().cpu().numpy()
-        # a directed emotion's learned head-motion amplitude (when the bundle has it)
-        rotation, translation = direct_head_motion(rotation, translation, direction, bundle.emotion_prototypes, cfg.fps)
+        voice_amplitude = None
         if bundle.emotion_hearing is not None:  # what the voice is heard as, per moment (core/emotion_hearing.py)
             heard = bundle.emotion_hearing.take(samples, len(emotional), cfg.fps)
             probs = torch.from_numpy(heard)
-            if direction is None or direction.is_voice_only():  # the head moves as the corpus's takes of the heard emotion do
-                rotation, translation = heard_head_motion(rotation, translation, heard, bundle.emotion_hearing.labels, bundle.emotion_prototypes)
+            # the voice's head moves as the corpus's takes of the heard emotion do
+            voice_amplitude = heard_amplitude(heard, bundle.emotion_hearing.labels, bundle.emotion_prototypes)
+        # a directed emotion's learned head-motion amplitude (when the bundle has it), the voice's share as heard
+        rotation, translation = direct_head_motion(rotation, translation, direction, bundle.emotion_prototypes, cfg.fps, voice_amplitude)
         del motion  # on a GPU, its tensors; on the CPU the arrays above keep their memory
         pivot = bundle.pivot
         # v_t = R_t (ye_t - P) + P + tau_t  (METHOD.md section 6)

@@ -110,23 +110,32 @@ def test_the_logistic_fit_separates_what_can_be_separated():
 
 
 def test_heard_emotion_scales_the_head_as_the_corpus_classes_move():
-    from talking_head.core.emotion_direction import EmotionPrototypes, heard_head_motion
-    from talking_head.core.geometry import matrices_to_quaternions, half_angles_axes, quaternions_to_matrices
+    from talking_head.core.emotion_direction import EmotionPrototypes, direct_head_motion, heard_amplitude, parse_emotion
+    from talking_head.core.geometry import half_angles_axes, matrices_to_quaternions, quaternions_to_matrices
 
     corpus = dict(zip(LABELS, (1.2, 1.3, 0.6, 1.8, 1.5)))
-    protos = EmotionPrototypes(LABELS, np.zeros((5, 4), np.float32), head_gains=np.ones(5, np.float32),
+    protos = EmotionPrototypes(LABELS, np.zeros((5, 4), np.float32), head_gains=np.array([1.0, 1.0, 1.0, 1.0, 2.0], np.float32),
                                expressions_measure={"head_amplitude_degrees": {k: {"corpus": v, "directed": 1.0, "takes": 4} for k, v in corpus.items()}})
     angles = np.linspace(0.01, 0.05, 10)
     q = np.stack([np.cos(angles / 2), np.sin(angles / 2), np.zeros(10), np.zeros(10)], axis=1)
     rotation, translation = quaternions_to_matrices(q).astype(np.float32), np.ones((10, 3), np.float32)
     heard = np.zeros((10, 5))
     heard[:5, 0], heard[5:, 3] = 1.0, 1.0  # neutral, then angry
-    r, t = heard_head_motion(rotation, translation, heard, LABELS, protos)
-    half, _ = half_angles_axes(matrices_to_quaternions(r.astype(np.float64)))
-    assert np.allclose(2 * half[:5], angles[:5], atol=1e-5), "heard neutral: Gh's own motion"
-    assert np.allclose(2 * half[5:], angles[5:] * 1.5, atol=1e-5) and np.allclose(t[5:], 1.5)
-    same = heard_head_motion(rotation, translation, heard, LABELS, EmotionPrototypes(LABELS, np.zeros((5, 4), np.float32)))
-    assert same[0] is rotation, "nothing measured on a corpus: untouched"
+    amplitude = heard_amplitude(heard, LABELS, protos)
+    assert np.allclose(amplitude, [1.0] * 5 + [1.5] * 5), "angry: the corpus's 1.8 over neutral's 1.2"
+
+    def turned(r):
+        return 2 * half_angles_axes(matrices_to_quaternions(r.astype(np.float64)))[0]
+
+    r, t = direct_head_motion(rotation, translation, None, protos, 25.0, amplitude)
+    assert np.allclose(turned(r)[:5], angles[:5], atol=1e-5), "heard neutral: Gh's own motion"
+    assert np.allclose(turned(r)[5:], angles[5:] * 1.5, atol=1e-5) and np.allclose(t[5:], 1.5)
+    # a direction that keeps the voice keeps the heard amplitude; one that replaces it takes the class's gain
+    r, _ = direct_head_motion(rotation, translation, parse_emotion("voice:1"), protos, 25.0, amplitude)
+    assert np.allclose(turned(r)[5:], angles[5:] * 1.5, atol=1e-5)
+    r, _ = direct_head_motion(rotation, translation, parse_emotion("surprised:1,voice:0"), protos, 25.0, amplitude)
+    assert np.allclose(turned(r), angles * 2.0, atol=1e-5)
+    assert heard_amplitude(heard, LABELS, EmotionPrototypes(LABELS, np.zeros((5, 4), np.float32))) is None, "nothing measured on a corpus"
 
 
 def test_the_bundle_hears_with_it_and_refuses_other_labels(hearing, tiny_bundle_dir, tmp_path, clip_3s):
