@@ -21,6 +21,10 @@ arrived. Then, for the frames that are ready:
   heard yet is filled with the last score heard (the encoder's rule at the end of a clip): the
   probabilities of a frame are what the classifier says of [t - 0.5 s, t + lookahead] (or more,
   when more had arrived). Frame i takes encoder frame 2i, as model steps take theirs.
+* With a bundle that has an emotion hearing (core/emotion_hearing.py), the emotion probabilities
+  are instead what it hears in the last 2 s of audio that arrived with each block (a causal
+  window: the offline take's windows are centred), ramped from the previous block's answer over
+  the block's frames, and the head's amplitude follows them as offline (`heard_amplitude`).
 * ARKit channels (when the template has face landmarks): the offline solve fits the whole take
   at once, with a smoothness term between neighbouring frames (core/arkit.py `ArkitSolver`). A
   stream solves each block of new frames together with the `ARKIT_PAST_FRAMES` frames before it
@@ -45,6 +49,8 @@ import numpy as np
 import torch
 
 from .animation import Animation, add_head_motion
+from .emotion_direction import heard_amplitude, scale_head_motion
+from .emotion_hearing import WINDOW_S, functionals, tracks
 from .arkit import ARKIT_NAMES
 from .audio import SAMPLE_RATE, check_audio_path, frame_count
 from .encoders import RECEPTIVE_FIELD, STRIDE
@@ -122,7 +128,11 @@ class Streamer:
         self.template = bundle.template.vertices.astype(np.float32)
         self.pivot = np.asarray(bundle.pivot, np.float32)
         self.faces = bundle.template.faces
-        self.emotion_labels = list(animator.emotion.labels)
+        self.hearing = bundle.emotion_hearing
+        self.prototypes = bundle.emotion_prototypes
+        self.emotion_labels = list(animator.emotion.labels) if self.hearing is None else list(self.hearing.labels)
+        self._heard_audio = np.zeros(0, np.float32)  # the last WINDOW_S seconds, what the hearing listens to
+        self._heard: np.ndarray | None = None  # the previous block's answer
         self.solver = animator.arkit_solver()
         self.arkit_names = list(ARKIT_NAMES) if self.solver is not None else []
         device = animator.device
@@ -147,6 +157,8 @@ class Streamer:
         if not np.all(np.isfinite(chunk)):
             raise AudioError(f"the audio holds invalid (NaN or infinite) samples after {self.received / SAMPLE_RATE:.2f} s")
         self._audio = np.concatenate([self._audio, chunk])
+        if self.hearing is not None:
+            self._heard_audio = np.concatenate([self._heard_audio, chunk])[-int(WINDOW_S * SAMPLE_RATE):]
         self.received += len(chunk)
         ready = int((self.received - self.lookahead) // self.samples_per_frame)
         return self._emit(ready) if ready > self.emitted else []
@@ -176,7 +188,8 @@ class Streamer:
             cfg = self.animator.bundle.config
             noise = head_noise(self.seed, self.k * end, cfg.d_model, first=self.k * first, sigma=cfg.head_noise_sigma).to(device)
         motion = self._generator.push(context.to(device), emotion.to(device), noise)
-        frames = self._frames(first, motion, torch.softmax(logits, dim=-1).numpy())
+        probs = torch.softmax(logits, dim=-1).numpy() if self.hearing is None else self._hear(end - first)
+        frames = self._frames(first, motion, probs)
         self.emitted = end
         keep = self._segment_start(end)  # the audio the next block's encoder pass starts from
         if keep > self._audio_start:
@@ -200,6 +213,19 @@ class Streamer:
             _rows(emotion.logits, faces),
         )
 
+    def _hear(self, n: int) -> np.ndarray:
+        """(n, C) what the last WINDOW_S seconds are heard as, ramped from the previous block's
+        answer; the previous answer (uniform at first) while they hold no voiced speech."""
+        labels = len(self.hearing.labels)
+        before = np.full(labels, 1 / labels) if self._heard is None else self._heard
+        x = functionals(tracks(self._heard_audio)) if len(self._heard_audio) >= SAMPLE_RATE // 10 else None
+        now = before if x is None else self.hearing.probabilities(x)
+        if self._heard is None:
+            before = now
+        self._heard = now
+        ramp = (np.arange(1, n + 1) / n)[:, None]
+        return ((1 - ramp) * before + ramp * now).astype(np.float32)
+
     def _segment_start(self, frame: int) -> int:
         """First sample of the encoder pass for frames from `frame` on: `context_s` before it, on
         the encoder's 20 ms grid, so its frames fall on the offline take's."""
@@ -211,6 +237,9 @@ class Streamer:
         emotional = motion.emotional[0].float().cpu().numpy().reshape(shape) + self.template
         rotation = motion.rotation[0].float().cpu().numpy()
         translation = motion.translation[0].float().cpu().numpy()
+        amplitude = None if self.hearing is None else heard_amplitude(probs, self.hearing.labels, self.prototypes)
+        if amplitude is not None and len(rotation):  # the head moves as the heard emotion's takes do
+            rotation, translation = scale_head_motion(rotation, translation, amplitude)
         # v_t = R_t (ye_t - P) + P + tau_t  (METHOD.md section 6)
         vertices = add_head_motion(emotional, rotation, translation, self.pivot)
         arkit = [None] * len(emotional)

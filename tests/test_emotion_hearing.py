@@ -155,3 +155,27 @@ def test_the_bundle_hears_with_it_and_refuses_other_labels(hearing, tiny_bundle_
     other.save(bundle / FILE)
     with pytest.raises(BundleError, match="hears calm, upset"):
         ModelBundle.load(bundle)
+
+
+def test_a_stream_hears_what_it_has_heard_and_agrees_with_the_offline_take(hearing, tiny_bundle_dir, tmp_path):
+    from talking_head.core.bundle import ModelBundle
+    from talking_head.core.pipeline import Animator
+    from talking_head.core.streaming import Streamer
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle_dir, bundle)
+    hearing.save(bundle / FILE)
+    animator = Animator(ModelBundle.load(bundle))
+    take = np.concatenate([voice("sad", seed=21), voice("sad", seed=22), voice("surprised", seed=23), voice("surprised", seed=24)])
+    streamer = Streamer(animator, warm_up=False)
+    frames = []
+    for start in range(0, len(take), 3200):
+        frames += streamer.feed(take[start:start + 3200])
+    frames += streamer.finish()
+    streamed = streamer.animation(frames)
+    assert streamed.emotion_labels == LABELS
+    tops = streamed.emotion_probs.argmax(axis=1)
+    # causal windows: each clip is heard once the last 2 s hold it
+    assert LABELS[tops[70]] == "sad" and LABELS[tops[-1]] == "surprised", tops
+    offline = animator.animate(take)
+    assert np.mean(offline.emotion_probs.argmax(axis=1) == tops) > 0.6
