@@ -42,33 +42,59 @@ NAMES = (
 )
 
 
+PIECE_S = 60.0  # long takes are analysed a minute at a time (WORLD's arrays of a whole take are large)
+MARGIN_S = 1.0  # audio either side of a piece that its analysis sees and drops
+
+
 @dataclass
 class Tracks:
-    """Frame tracks of a recording, every 10 ms: F0 in Hz (0 unvoiced), power spectrum, aperiodicity."""
+    """Frame tracks of a recording, every 10 ms: F0 in Hz (0 unvoiced), power spectrum, and
+    WORLD's aperiodicity (0 periodic .. 1 noise) averaged over 100-1000 Hz and 1-4 kHz."""
 
     f0: np.ndarray  # (T,)
-    power: np.ndarray  # (T, F) of a 512-point FFT
-    aperiodicity: np.ndarray  # (T, A) WORLD's D4C, 0 periodic .. 1 noise
+    power: np.ndarray  # (T, F) float32, of a 512-point FFT
+    ap_lo: np.ndarray  # (T,)
+    ap_hi: np.ndarray  # (T,)
     freqs: np.ndarray  # (F,)
-    ap_freqs: np.ndarray  # (A,)
 
     def __len__(self) -> int:
         return len(self.f0)
 
 
-def tracks(samples: np.ndarray) -> Tracks:
-    """WORLD's F0 (DIO + StoneMask, 60-600 Hz) and aperiodicity and a 32 ms power spectrum, every 10 ms."""
+def _piece_tracks(y: np.ndarray) -> Tracks:
     import pyworld
 
-    y = np.asarray(samples, dtype=np.float64)
-    y = y / (np.abs(y).max() + 1e-9) * 0.5  # level never counts: every feature is relative
     f0, t = pyworld.dio(y, SAMPLE_RATE, f0_floor=60.0, f0_ceil=600.0, frame_period=HOP_S * 1000)
     f0 = pyworld.stonemask(y, f0, t, SAMPLE_RATE)
     aperiodicity = pyworld.d4c(y, f0, t, SAMPLE_RATE)
+    af = np.linspace(0, SAMPLE_RATE / 2, aperiodicity.shape[1])
+    ap_lo = aperiodicity[:, (af > 100) & (af < 1000)].mean(axis=1)
+    ap_hi = aperiodicity[:, (af > 1000) & (af < 4000)].mean(axis=1)
+    del aperiodicity
     hop, size = int(SAMPLE_RATE * HOP_S), 512
     frames = np.lib.stride_tricks.sliding_window_view(np.pad(y, (size // 2, size // 2 + len(f0) * hop)), size)[::hop][:len(f0)]
-    power = np.abs(np.fft.rfft(frames * np.hanning(size), axis=1)) ** 2
-    return Tracks(f0, power, aperiodicity, np.fft.rfftfreq(size, 1 / SAMPLE_RATE), np.linspace(0, SAMPLE_RATE / 2, aperiodicity.shape[1]))
+    power = (np.abs(np.fft.rfft(frames * np.hanning(size), axis=1)) ** 2).astype(np.float32)
+    return Tracks(f0, power, ap_lo, ap_hi, np.fft.rfftfreq(size, 1 / SAMPLE_RATE))
+
+
+def tracks(samples: np.ndarray) -> Tracks:
+    """WORLD's F0 (DIO + StoneMask, 60-600 Hz) and aperiodicity and a 32 ms power spectrum, every
+    10 ms; audio over PIECE_S is analysed in pieces, each with MARGIN_S of audio either side."""
+    y = np.asarray(samples, dtype=np.float64)
+    y = y / (np.abs(y).max() + 1e-9) * 0.5  # level never counts: every feature is relative
+    hop = int(SAMPLE_RATE * HOP_S)
+    piece, margin = int(PIECE_S / HOP_S), int(MARGIN_S / HOP_S)
+    total = len(y) // hop + 1  # DIO's frame count
+    if total <= piece + 2 * margin:
+        return _piece_tracks(y)
+    parts = []
+    for start in range(0, total, piece):
+        begin = max(0, start - margin)
+        part = _piece_tracks(y[begin * hop: (min(total, start + piece + margin)) * hop])
+        keep = slice(start - begin, start - begin + min(piece, total - start))
+        parts.append((part.f0[keep], part.power[keep], part.ap_lo[keep], part.ap_hi[keep]))
+        freqs = part.freqs
+    return Tracks(*(np.concatenate([p[i] for p in parts]) for i in range(4)), freqs)
 
 
 def _db(x: np.ndarray | float) -> np.ndarray | float:
@@ -77,7 +103,7 @@ def _db(x: np.ndarray | float) -> np.ndarray | float:
 
 def functionals(tr: Tracks, start: int = 0, end: int | None = None) -> np.ndarray | None:
     """The NAMES numbers over frames [start, end), or None where the stretch holds no voiced speech."""
-    f0, power, ap = tr.f0[start:end], tr.power[start:end], tr.aperiodicity[start:end]
+    f0, power = tr.f0[start:end], tr.power[start:end].astype(np.float64)
     freqs = tr.freqs
     db = _db(power.sum(axis=1))
     if len(db) < 5:
@@ -104,7 +130,6 @@ def functionals(tr: Tracks, start: int = 0, end: int | None = None) -> np.ndarra
     centroid = (pv * freqs).sum(axis=1) / (pv.sum(axis=1) + 1e-10)
     ps = np.log(power[speech] + 1e-10)
     flux = float(np.sqrt((np.diff(ps, axis=0) ** 2).mean(axis=1)).mean()) if len(ps) > 2 else 0.0
-    apv, af = ap[voiced], tr.ap_freqs
     edges = np.diff(np.r_[0, voiced.astype(int), 0])
     starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
     span = np.flatnonzero(speech)
@@ -119,7 +144,7 @@ def functionals(tr: Tracks, start: int = 0, end: int | None = None) -> np.ndarra
         band(50, 1000) - band(1000, 5000), _db(low) - _db(high), slope(50, 500), slope(500, 1500),
         *(bands - bands.max()),
         np.median(centroid) / 1000, flux,
-        apv[:, (af > 100) & (af < 1000)].mean(), apv[:, (af > 1000) & (af < 4000)].mean(),
+        tr.ap_lo[start:end][voiced].mean(), tr.ap_hi[start:end][voiced].mean(),
         np.median(np.abs(steps)), np.median(np.abs(np.diff(loud_voiced))),
         voiced.sum() / speech.sum(), (ends - starts).mean() * HOP_S, len(starts) / max(duration, 0.2),
     ]

@@ -179,3 +179,15 @@ def test_a_stream_hears_what_it_has_heard_and_agrees_with_the_offline_take(heari
     assert LABELS[tops[70]] == "sad" and LABELS[tops[-1]] == "surprised", tops
     offline = animator.animate(take)
     assert np.mean(offline.emotion_probs.argmax(axis=1) == tops) > 0.6
+
+
+def test_long_audio_is_analysed_in_pieces_as_it_would_be_whole(monkeypatch):
+    from talking_head.core import emotion_hearing
+
+    take = np.concatenate([voice(label, seed=30 + i) for i, label in enumerate(LABELS)])  # 10 s
+    whole = tracks(take)
+    monkeypatch.setattr(emotion_hearing, "PIECE_S", 3.0)
+    pieces = tracks(take)
+    assert len(pieces) == len(whole)
+    assert np.allclose(pieces.f0, whole.f0, atol=1e-3) and np.allclose(pieces.power, whole.power, rtol=1e-5, atol=1e-9)
+    assert np.allclose(pieces.ap_lo, whole.ap_lo, atol=1e-3) and np.allclose(pieces.ap_hi, whole.ap_hi, atol=1e-3)
