@@ -163,6 +163,9 @@ class Animator:
                     heard = "no speech was heard"
             self.recognise_problem = "" if recognised is not None else f"{heard}: Gn read the content encoder alone"
         heard: list = []  # the heard phones, asked for once the encoders have run
+        # What the voice is heard as (core/emotion_hearing.py): numpy and WORLD in a thread beside
+        # the encoders and generators, which leave the GIL while they compute.
+        hearing = None if bundle.emotion_hearing is None else _background(bundle.emotion_hearing.take, samples, frame_count(len(samples), cfg.fps), cfg.fps)
 
         def hear() -> list | None:
             heard.append(self.heard_phones(samples, phone_loop))
@@ -214,8 +217,8 @@ class Animator:
         rotation = motion.rotation[0].float().cpu().numpy()
         translation = motion.translation[0].float().cpu().numpy()
         voice_amplitude = None
-        if bundle.emotion_hearing is not None:  # what the voice is heard as, per moment (core/emotion_hearing.py)
-            heard = bundle.emotion_hearing.take(samples, len(emotional), cfg.fps)
+        if hearing is not None:  # what the voice is heard as, per moment
+            heard = hearing.result()
             probs = torch.from_numpy(heard)
             # the voice's head moves as the corpus's takes of the heard emotion do
             voice_amplitude = heard_amplitude(heard, bundle.emotion_hearing.labels, bundle.emotion_prototypes)
@@ -277,6 +280,16 @@ def load_animator(bundle: str | Path, device: str = "auto", precision: str = "au
     """A bundle loaded with its encoders on `device` ("auto": CUDA when torch sees one)."""
     device = resolve_device(device)
     return Animator(ModelBundle.load(bundle, device), device, precision)
+
+
+def _background(function: Callable, *args):
+    """`function(*args)` started in a thread now; `.result()` waits for it (and raises what it raised)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(max_workers=1)
+    future = pool.submit(function, *args)
+    pool.shutdown(wait=False)
+    return future
 
 
 def animate_task(
