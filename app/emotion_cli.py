@@ -10,7 +10,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--emotion", metavar="LABEL:W[,...]", help="direct the emotion for the whole take, e.g. happy:0.8 "
                        "(the voice keeps 1 - 0.8) or happy:0.8,voice:0.2; needs the bundle's emotion prototypes (`bundle emotions`); "
-                       "a bundle with learned expressions (`bundle expressions`) also adds each class's shape at its weight")
+                       "a bundle with learned expressions (`bundle expressions`) also adds each class's shape at its weight; "
+                       "heard:W gives each class W times what the voice is heard as, moment by moment (needs the bundle's emotion hearing, `bundle hearing`)")
     group.add_argument("--emotion-track", type=Path, metavar="FILE.json", help='keyed emotion over time: {"keys": [{"time": 0.0, "happy": 0.8}, '
                        '{"frame": 120, "angry": 1.0, "voice": 0}]} (frames at the bundle\'s fps; linear between keys, held outside)')
 

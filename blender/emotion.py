@@ -8,9 +8,17 @@ from __future__ import annotations
 import bpy
 import numpy as np
 
-from ..core.emotion_direction import VOICE, EmotionDirection, EmotionKey
+from ..core.emotion_direction import HEARD, VOICE, EmotionDirection, EmotionKey
 
 VOICE_PATH = "talking_head.emotion_voice"
+
+
+def slider_labels(info) -> list[str]:
+    """The bundle's emotion classes, and "heard" (what the voice is heard as, as class weights)
+    when it has an emotion hearing. `info`: a BundleInfo (core/bundle_info.py)."""
+    from ..core.emotion_hearing import FILE as HEARING
+
+    return list(info.config.emotion_labels) + ([HEARD] if (info.path / HEARING).is_file() else [])
 
 
 def sync_sliders(mesh: bpy.types.Mesh, labels: list[str]) -> None:

@@ -228,7 +228,7 @@ def prepare(scene: bpy.types.Scene, settings, speaking_style: str = "", emotion=
     second = styles.style_choice(settings.second_style, info) if settings.blend_styles else None
     if emotion is None:
         fps = scene.render.fps / scene.render.fps_base
-        emotion = emotion_sliders.emotion_track(settings.target, info.config.emotion_labels, float(_strip_start(strip)), audible_frames(strip), fps)
+        emotion = emotion_sliders.emotion_track(settings.target, emotion_sliders.slider_labels(info), float(_strip_start(strip)), audible_frames(strip), fps)
     if emotion is not None and not (info.path / PROTOTYPES).is_file():
         raise EmotionError(f"the bundle {info.path.name} has no emotion prototypes, so it cannot direct the emotion (sliders, --emotion): {BUILD_HINT}")
     if emotion is not None and info.config.emotion_labels:

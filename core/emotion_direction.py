@@ -44,6 +44,11 @@ from .errors import TalkingHeadError
 
 PROTOTYPES = "emotion_prototypes.safetensors"
 VOICE = "voice"  # the from-voice weight's name in --emotion and track files
+HEARD = "heard"  # what the voice is heard as (core/emotion_hearing.py), as class weights: --emotion heard:0.8
+# The voice's share of a take gets its heard classes' learned expressions at this weight. Chosen on
+# the validation takes of the demo corpus, as synthesised and revoiced, among 0.25 / 0.5 / 0.75 / 1
+# (README, Emotion you can hear): the least vertex error in both.
+HEARD_EXPRESSIONS = 0.5
 BUILD_HINT = "build them with `talking-head bundle emotions BUNDLE --speech SPEECH_SET`"
 EXPRESSIONS_HINT = "fit them again with `talking-head bundle expressions BUNDLE --data CORPUS`"
 
@@ -146,9 +151,30 @@ class EmotionDirection:
         return all(key.from_voice == 1.0 and not any(key.weights.values()) for key in self.keys)
 
     def check(self, known: list[str]) -> None:
-        unknown = [name for name in self.labels if name not in known]
+        unknown = [name for name in self.labels if name not in known and name != HEARD]
         if unknown:
-            raise EmotionError(f"unknown emotion {unknown[0]!r}: this bundle knows {', '.join(known)} (and {VOICE})")
+            raise EmotionError(f"unknown emotion {unknown[0]!r}: this bundle knows {', '.join(known)} (and {VOICE}, {HEARD})")
+
+    def hears(self) -> bool:
+        """Whether a key gives weight to what the voice is heard as (`heard`)."""
+        return any(key.weights.get(HEARD, 0.0) > 0 for key in self.keys)
+
+    def with_heard(self, heard: np.ndarray, labels: list[str], fps: float) -> "EmotionDirection":
+        """The direction with `heard` resolved: at each face frame i, class c gets
+        w_c(t_i) + h(t_i) p_ic (at most 1), h the `heard` weight and p (N, C) what the voice is
+        heard as in `labels`' order; the voice's weight stays. So `heard:1` directs Ge and Gh by
+        the heard emotion as sliders keyed every frame would (Audio2Face's emotion from audio)."""
+        heard = np.asarray(heard, np.float64)
+        times = np.arange(len(heard)) / float(fps)
+        own = [name for name in self.labels if name != HEARD]
+        table = [*own, HEARD]
+        weights, voice = self.sample(times, table)
+        classes = {name: heard[:, labels.index(name)] * weights[:, -1] for name in labels}
+        for i, name in enumerate(own):
+            classes[name] = classes.get(name, 0.0) + weights[:, i]
+        keys = [EmotionKey(float(t), {name: float(min(1.0, values[i])) for name, values in classes.items()}, float(voice[i]))
+                for i, t in enumerate(times)]
+        return EmotionDirection(keys)
 
     def sample(self, times: np.ndarray, labels: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """Weights at `times` (T,) seconds -> (weights (T, C) in `labels`' order, from_voice (T,))."""
@@ -300,17 +326,27 @@ def _frame_weights(direction: EmotionDirection | None, prototypes: EmotionProtot
     return direction.sample(np.arange(frames) / float(fps), prototypes.labels)
 
 
-def add_expressions(faces: np.ndarray, direction: EmotionDirection | None, prototypes: EmotionPrototypes | None, fps: float) -> np.ndarray:
+def add_expressions(faces: np.ndarray, direction: EmotionDirection | None, prototypes: EmotionPrototypes | None, fps: float,
+                    heard: np.ndarray | None = None) -> np.ndarray:
     """Add the bundle's learned expression shapes to Ge's faces (N, V, 3), in place, weighted by
-    the direction at each frame: ye'_t = ye_t + sum_c w_c(t) X_c (training/emotion_expressions.py).
-    Nothing without a direction or learned expressions; EmotionError for shapes of another mesh."""
-    sampled = _frame_weights(direction, prototypes, None if prototypes is None else prototypes.expressions, len(faces), fps)
-    if sampled is None:
+    the direction at each frame: ye'_t = ye_t + sum_c (w_c(t) + s v(t) p_c(t)) X_c
+    (training/emotion_expressions.py), p (N, C) what the voice is heard as (`heard`, or none),
+    v the voice's weight (1 without a direction) and s = HEARD_EXPRESSIONS. Nothing without
+    learned expressions; EmotionError for shapes of another mesh."""
+    shapes = None if prototypes is None else prototypes.expressions
+    if shapes is None:
         return faces
-    shapes = prototypes.expressions
+    sampled = _frame_weights(direction, prototypes, shapes, len(faces), fps)
+    weights = None if sampled is None else sampled[0]
+    if heard is not None:
+        voice = np.ones(len(faces)) if sampled is None else sampled[1]
+        from_voice = HEARD_EXPRESSIONS * voice[:, None] * np.asarray(heard, np.float64)
+        weights = from_voice if weights is None else weights + from_voice
+    if weights is None:
+        return faces
     if shapes.shape[1] != faces.shape[1]:
         raise EmotionError(f"the learned expressions are for {shapes.shape[1]} vertices, the faces have {faces.shape[1]}; {EXPRESSIONS_HINT}")
-    return add_shapes(faces, sampled[0], shapes)
+    return add_shapes(faces, weights, shapes)
 
 
 def direct_head_motion(rotation: np.ndarray, translation: np.ndarray, direction: EmotionDirection | None,
@@ -385,7 +421,15 @@ def check_direction(direction: EmotionDirection | None, prototypes: EmotionProto
         return
     if prototypes is None:
         raise EmotionError(f"the bundle {bundle} has no emotion prototypes, so it cannot direct the emotion: {BUILD_HINT}")
+    check_heard(direction, False, bundle)  # where the bundle can hear, `with_heard` resolved it before
     direction.check(prototypes.labels)
+
+
+def check_heard(direction: EmotionDirection | None, can_hear: bool, bundle: str = "the bundle") -> None:
+    """EmotionError when `direction` gives weight to `heard` and the bundle has no emotion hearing."""
+    if direction is not None and direction.hears() and not can_hear:
+        raise EmotionError(f"the bundle {bundle} has no emotion hearing, so it cannot follow {HEARD!r}: "
+                           "fit one with `talking-head bundle hearing BUNDLE --speech SET`")
 
 
 def heard_per_second(probs: np.ndarray, labels: list[str], fps: float) -> list[str]:

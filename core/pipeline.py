@@ -17,7 +17,7 @@ from .arkit import ARKIT_NAMES, ArkitSolver, TemplateLandmarksError, template_ar
 from .audio import SAMPLE_RATE, frame_count, load_audio
 from .bundle import ModelBundle
 from .device import resolve_device, resolve_precision
-from .emotion_direction import EmotionDirection, add_expressions, direct, direct_head_motion, heard_amplitude
+from .emotion_direction import EmotionDirection, add_expressions, check_heard, direct, direct_head_motion, heard_amplitude
 from .eyes import SKIPPED, EyeMotion, add_eyes, eye_motion
 from .model import head_noise, interpolate_frames
 from . import pauses, phone_loop
@@ -147,6 +147,7 @@ class Animator:
         samples = load_audio(audio) if not isinstance(audio, np.ndarray) else audio
         self._segments = None  # an array changed in place since the last take is heard again
         subject_index = cfg.subject_index(subject) if subject else 0
+        check_heard(direction, bundle.emotion_hearing is not None, bundle.path.name)  # refused before any second is spent
         if progress:
             progress("encoding", 0, 1)
         phones = align(samples, transcript) if transcript else None
@@ -174,6 +175,8 @@ class Animator:
         context, emotion, probs = self.features(samples, phones, recognised, hear if phone_loop and phones is None and not recognise else None)
         if heard:
             recognised = heard[0]
+        if direction is not None and direction.hears() and hearing is not None:  # `heard`: the heard emotion as class weights
+            direction = direction.with_heard(hearing.result(), bundle.emotion_hearing.labels, cfg.fps)
         emotion = direct(emotion, direction, bundle.emotion_prototypes, cfg.fps, cfg.k, bundle.path.name)
         if progress:
             progress("encoding", 1, 1)
@@ -201,8 +204,12 @@ class Animator:
         else:
             emotional = motion.emotional[0].float().cpu().numpy().reshape(shape)
             emotional += template
-        # a directed emotion's learned expression shapes (when the bundle has them), on Ge's faces
-        add_expressions(emotional, direction, bundle.emotion_prototypes, cfg.fps)
+        heard_emotion = None if hearing is None else hearing.result()  # what the voice is heard as, per moment
+        # The learned expression shapes (when the bundle has them) of a directed emotion and of the
+        # heard one (when the hearing hears the prototypes' classes), on Ge's faces.
+        same_classes = bundle.emotion_prototypes is not None and bundle.emotion_hearing is not None and \
+            list(bundle.emotion_hearing.labels) == list(bundle.emotion_prototypes.labels)
+        add_expressions(emotional, direction, bundle.emotion_prototypes, cfg.fps, heard_emotion if same_classes else None)
         weight = self.speech_weights(samples, len(emotional), phones) if rest_in_pauses else None
         known = phones if phones is not None else recognised  # phone timings, when a transcript or recognition gave them
         if known is not None and self.arkit_solver() is not None:  # the lips meet on p, b, m
@@ -217,11 +224,10 @@ class Animator:
         rotation = motion.rotation[0].float().cpu().numpy()
         translation = motion.translation[0].float().cpu().numpy()
         voice_amplitude = None
-        if hearing is not None:  # what the voice is heard as, per moment
-            heard = hearing.result()
-            probs = torch.from_numpy(heard)
+        if heard_emotion is not None:
+            probs = torch.from_numpy(heard_emotion)
             # the voice's head moves as the corpus's takes of the heard emotion do
-            voice_amplitude = heard_amplitude(heard, bundle.emotion_hearing.labels, bundle.emotion_prototypes)
+            voice_amplitude = heard_amplitude(heard_emotion, bundle.emotion_hearing.labels, bundle.emotion_prototypes)
         # a directed emotion's learned head-motion amplitude (when the bundle has it), the voice's share as heard
         rotation, translation = direct_head_motion(rotation, translation, direction, bundle.emotion_prototypes, cfg.fps, voice_amplitude)
         del motion  # on a GPU, its tensors; on the CPU the arrays above keep their memory

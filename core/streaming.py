@@ -24,7 +24,8 @@ arrived. Then, for the frames that are ready:
 * With a bundle that has an emotion hearing (core/emotion_hearing.py), the emotion probabilities
   are instead what it hears in the last 2 s of audio that arrived with each block (a causal
   window: the offline take's windows are centred), ramped from the previous block's answer over
-  the block's frames, and the head's amplitude follows them as offline (`heard_amplitude`).
+  the block's frames; the head's amplitude and the heard classes' learned expressions follow
+  them as offline (`heard_amplitude`, `add_expressions`).
 * ARKit channels (when the template has face landmarks): the offline solve fits the whole take
   at once, with a smoothness term between neighbouring frames (core/arkit.py `ArkitSolver`). A
   stream solves each block of new frames together with the `ARKIT_PAST_FRAMES` frames before it
@@ -49,7 +50,7 @@ import numpy as np
 import torch
 
 from .animation import Animation, add_head_motion
-from .emotion_direction import heard_amplitude, scale_head_motion
+from .emotion_direction import add_expressions, heard_amplitude, scale_head_motion
 from .emotion_hearing import WINDOW_S, functionals, tracks
 from .arkit import ARKIT_NAMES
 from .audio import SAMPLE_RATE, check_audio_path, frame_count
@@ -235,6 +236,8 @@ class Streamer:
         shape = (-1, len(self.template), 3)
         neutral = motion.neutral[0].float().cpu().numpy().reshape(shape) + self.template
         emotional = motion.emotional[0].float().cpu().numpy().reshape(shape) + self.template
+        if self.hearing is not None and self.prototypes is not None and list(self.prototypes.labels) == list(self.hearing.labels):
+            add_expressions(emotional, None, self.prototypes, self.fps, probs)  # the heard emotion's learned expressions, as offline
         rotation = motion.rotation[0].float().cpu().numpy()
         translation = motion.translation[0].float().cpu().numpy()
         amplitude = None if self.hearing is None else heard_amplitude(probs, self.hearing.labels, self.prototypes)

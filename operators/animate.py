@@ -278,7 +278,7 @@ class TALKINGHEAD_OT_emotion_sliders(bpy.types.Operator):
             target = settings.target
             if target is None or target.type != "MESH":
                 raise writer.MeshMismatchError("choose the Face (a mesh object) first")
-            emotion.sync_sliders(target.data, session.chosen_bundle(settings).config.emotion_labels)
+            emotion.sync_sliders(target.data, emotion.slider_labels(session.chosen_bundle(settings)))
         except Exception as exc:
             self.report({"ERROR"}, session.report_message(exc))
             return {"CANCELLED"}

@@ -255,7 +255,7 @@ class TALKINGHEAD_PT_emotion(_SubPanel, bpy.types.Panel):
                 layout.label(text=line, icon="INFO" if index == 0 else "BLANK1")
             return
         props = target.data.talking_head
-        labels = info.config.emotion_labels
+        labels = emotion.slider_labels(info)
         if not emotion.sliders_match(target.data, labels):
             layout.operator("talking_head.emotion_sliders", icon="ADD")
         col = layout.column(align=True)

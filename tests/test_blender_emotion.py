@@ -109,3 +109,25 @@ def test_bake_takes_the_emotion_flags(data, tmp_path, capsys):
                                     "--emotion", "furious:1")
     assert code == 2 and "neutral, happy, sad, angry, surprised" in err and len(err.strip().splitlines()) == 1
     bpy.ops.wm.read_factory_settings(use_empty=True)
+
+
+def test_a_bundle_that_hears_gets_a_heard_slider_that_directs_by_what_is_heard(addon, data, tmp_path):
+    from talking_head.core.emotion_hearing import FILE as HEARING
+    from talking_head.training.emotion_hearing import fit_hearing
+
+    from test_emotion_hearing import LABELS, _speech_set
+
+    scene = addon
+    hearing_bundle = tmp_path / "hears"
+    shutil.copytree(data["small"], hearing_bundle)
+    fit_hearing([_speech_set(tmp_path / "speech", per_label=3)], LABELS, processes=1).save(hearing_bundle / HEARING)
+    settings = setup_scene(scene, hearing_bundle, data["clip"])
+    props, by_label = sliders(settings)
+    assert list(by_label) == [*LABELS, "heard"]
+    voice = session.run(session.prepare(scene, settings)).animation
+    by_label["heard"].weight, props.emotion_voice = 1.0, 0.0
+    request = session.prepare(scene, settings)
+    assert request.task.emotion.keys[0].weights == {"heard": 1.0}
+    heard = session.run(request).animation
+    np.testing.assert_allclose(heard.emotion_probs, voice.emotion_probs, atol=1e-6)  # the same voice, heard the same
+    assert np.abs(heard.emotional - voice.emotional).max() > 1e-4  # and Ge followed it

@@ -191,3 +191,54 @@ def test_long_audio_is_analysed_in_pieces_as_it_would_be_whole(monkeypatch):
     assert len(pieces) == len(whole)
     assert np.allclose(pieces.f0, whole.f0, atol=1e-3) and np.allclose(pieces.power, whole.power, rtol=1e-5, atol=1e-9)
     assert np.allclose(pieces.ap_lo, whole.ap_lo, atol=1e-3) and np.allclose(pieces.ap_hi, whole.ap_hi, atol=1e-3)
+
+
+def test_heard_directs_by_the_heard_emotion_and_a_bundle_that_cannot_hear_refuses(hearing, tiny_bundle_dir, tmp_path, clip_3s):
+    from talking_head.core.audio import load_audio
+    from talking_head.core.bundle import ModelBundle
+    from talking_head.core.emotion_direction import PROTOTYPES, EmotionError, EmotionPrototypes, parse_emotion
+    from talking_head.core.pipeline import Animator
+
+    direction = parse_emotion("heard:0.8")
+    assert direction.hears() and direction.keys[0].from_voice == pytest.approx(0.2)
+    probs = np.tile([[0.5, 0.25, 0.25, 0.0, 0.0]], (4, 1))
+    resolved = direction.with_heard(probs, LABELS, 25.0)
+    weights, voice = resolved.sample(np.array([0.05]), LABELS)
+    assert np.allclose(weights, [[0.4, 0.2, 0.2, 0.0, 0.0]]) and np.allclose(voice, 0.2) and not resolved.hears()
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle_dir, bundle)
+    config = json.loads((bundle / "config.json").read_text())
+    rng = np.random.default_rng(0)
+    EmotionPrototypes(LABELS, rng.normal(size=(5, config["emotion_dim"])).astype(np.float32)).save(bundle / PROTOTYPES)
+    with pytest.raises(EmotionError, match="no emotion hearing"):
+        Animator(ModelBundle.load(bundle)).animate(clip_3s, direction=parse_emotion("heard:1"))
+    hearing.save(bundle / FILE)
+    animator = Animator(ModelBundle.load(bundle))
+    voice_take = animator.animate(clip_3s)
+    heard_take = animator.animate(clip_3s, direction=parse_emotion("heard:1"))
+    n = len(voice_take.emotion_probs)
+    by_hand = animator.animate(clip_3s, direction=parse_emotion("heard:1").with_heard(hearing.take(load_audio(clip_3s), n, 25.0), LABELS, 25.0))
+    assert np.allclose(heard_take.vertices, by_hand.vertices, atol=1e-6)
+    assert np.abs(heard_take.emotional - voice_take.emotional).max() > 1e-4, "the heard emotion reached Ge"
+
+
+def test_the_voice_gets_half_of_its_heard_classes_learned_expressions(hearing, tiny_bundle_dir, tmp_path, clip_3s):
+    from talking_head.core.audio import load_audio
+    from talking_head.core.bundle import ModelBundle
+    from talking_head.core.emotion_direction import HEARD_EXPRESSIONS, PROTOTYPES, EmotionPrototypes
+    from talking_head.core.pipeline import Animator
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle_dir, bundle)
+    config = json.loads((bundle / "config.json").read_text())
+    rng = np.random.default_rng(1)
+    shapes = 0.01 * rng.normal(size=(5, config["n_vertices"], 3)).astype(np.float32)
+    shapes[0] = 0.0
+    EmotionPrototypes(LABELS, rng.normal(size=(5, config["emotion_dim"])).astype(np.float32), expressions=shapes).save(bundle / PROTOTYPES)
+    deaf = Animator(ModelBundle.load(bundle)).animate(clip_3s, with_head=False)
+    hearing.save(bundle / FILE)
+    heard = Animator(ModelBundle.load(bundle)).animate(clip_3s, with_head=False)
+    probs = hearing.take(load_audio(clip_3s), len(heard.emotional), heard.fps)
+    expected = deaf.emotional + HEARD_EXPRESSIONS * np.einsum("nc,cvd->nvd", probs, shapes)
+    np.testing.assert_allclose(heard.emotional, expected, atol=1e-5)
