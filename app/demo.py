@@ -149,7 +149,7 @@ def run_demo(bundle: Path | None = None, out: Path = Path("out"), audio: Path | 
     for kind, path in paths.items():
         print(f"  {_show(path):<{width}}  {notes[kind]}")
     if heard:
-        print(f"The emotion encoder heard: {heard}")
+        print(f"The voice was heard as: {heard}")
     if not config.trained:
         sys.stdout.flush()
         print(f"warning: {_show(bundle)} is an UNTRAINED bundle (random weights): the face moves, but the motion means nothing",
