@@ -242,3 +242,20 @@ def test_the_voice_gets_half_of_its_heard_classes_learned_expressions(hearing, t
     probs = hearing.take(load_audio(clip_3s), len(heard.emotional), heard.fps)
     expected = deaf.emotional + HEARD_EXPRESSIONS * np.einsum("nc,cvd->nvd", probs, shapes)
     np.testing.assert_allclose(heard.emotional, expected, atol=1e-5)
+
+
+def test_speech_sets_that_cannot_teach_the_classes_are_refused_in_one_line(tmp_path, tiny_bundle_dir, capsys):
+    from talking_head.app.cli import main
+
+    speech = _speech_set(tmp_path / "speech", per_label=2)
+    lines = [json.loads(line) for line in (speech / "labels.jsonl").read_text().splitlines()]
+    (speech / "labels.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines if r["emotion"] != "sad"))
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle_dir, bundle)
+    assert main(["bundle", "hearing", str(bundle), "--speech", str(speech)]) != 0
+    err = capsys.readouterr().err
+    assert "no sad utterances" in err and "Traceback" not in err and not (bundle / FILE).exists()
+    lines[-1]["emotion"] = "bored"  # a training voice (the first five are the held-out M1's)
+    (speech / "labels.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    assert main(["bundle", "hearing", str(bundle), "--speech", str(speech)]) != 0
+    assert "bored" in capsys.readouterr().err and not (bundle / FILE).exists()
