@@ -259,3 +259,14 @@ def test_speech_sets_that_cannot_teach_the_classes_are_refused_in_one_line(tmp_p
     (speech / "labels.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
     assert main(["bundle", "hearing", str(bundle), "--speech", str(speech)]) != 0
     assert "bored" in capsys.readouterr().err and not (bundle / FILE).exists()
+
+
+def test_packing_keeps_the_hearing(hearing, tiny_bundle_dir, tmp_path):
+    from talking_head.core.bundle import pack_bundle
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle_dir, bundle)
+    hearing.save(bundle / FILE)
+    packed = pack_bundle(bundle, tmp_path / "packed")
+    assert packed.emotion_hearing is not None and packed.emotion_hearing.labels == LABELS
+    assert (tmp_path / "packed" / FILE).read_text() == (bundle / FILE).read_text()
