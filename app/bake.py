@@ -139,7 +139,7 @@ def _options(args: argparse.Namespace) -> dict:
     return dict(mesh=args.mesh, seed=args.seed, subject=args.subject, style=args.style, head=not args.no_head, blinks=not args.no_blinks, per_frame=args.per_frame,
                 fps=args.fps, device=args.device, scene_file=args.scene, object_name=args.object, landmarks=args.landmarks,
                 bone=args.bone, take=args.take, emotion=emotion_cli.direction(args, args.bundle), rest_in_pauses=not args.no_pause_rest,
-                recognise=args.recognise, phone_loop=not args.no_phone_loop)
+                recognise=args.recognise, phone_loop=not args.no_phone_loop, heard_expressions=not args.no_heard_expressions)
 
 
 def _other_inputs(scene_file: Path | None, mesh: Path | None, style: Path | None, landmarks: str | None) -> list[tuple[str, Path | str | None]]:
@@ -182,12 +182,13 @@ def bake(
     rest_in_pauses: bool = True,
     recognise: bool = False,
     phone_loop: bool = True,
+    heard_expressions: bool = True,
 ) -> Baked:
     """The Animate button in a fresh scene (or the user's `scene_file`): build it, run the worker
     once, write and save. `say` gets the lines that tell what was made. `emotion`: a directed
     emotion (core/emotion_direction.py `EmotionDirection`) instead of the Face's emotion sliders.
     `transcript` (the words, "" for none), `recognise`, `phone_loop` and `rest_in_pauses`: the
-    panel's Transcript, Recognise words, Hear phones and Rest in pauses."""
+    panel's Transcript, Recognise words, Hear phones and Rest in pauses; `heard_expressions` its Heard Expressions."""
     inputs = [("audio file", audio), *_other_inputs(scene_file, mesh, style, landmarks)]
     check_bake_outputs({"--blend": blend, "--fbx": fbx, "--abc": abc, "--preview": preview}, inputs)
     try:
@@ -246,6 +247,7 @@ def bake(
         settings.blinks = blinks
         settings.transcript, settings.rest_in_pauses, settings.recognise = transcript, rest_in_pauses, recognise
         settings.phone_loop = phone_loop
+        settings.heard_expressions = heard_expressions
         settings.set_frame_range = scene_file is None  # a scene made here plays the clip; the user's keeps its range
         request = session.prepare(scene, settings, speaking_style=subject if style else "", emotion=emotion)
         result = session.run(request)

@@ -328,6 +328,7 @@ def _animate_task(args: argparse.Namespace, audio: Path | str):
         rest_in_pauses=not args.no_pause_rest,
         recognise=args.recognise,
         phone_loop=not args.no_phone_loop,
+        heard_expressions=not args.no_heard_expressions,
     )
 
 

@@ -12,6 +12,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        "(the voice keeps 1 - 0.8) or happy:0.8,voice:0.2; needs the bundle's emotion prototypes (`bundle emotions`); "
                        "a bundle with learned expressions (`bundle expressions`) also adds each class's shape at its weight; "
                        "heard:W gives each class W times what the voice is heard as, moment by moment (needs the bundle's emotion hearing, `bundle hearing`)")
+    parser.add_argument("--no-heard-expressions", action="store_true", help="the voice's faces without the learned expressions of the emotion "
+                        "it is heard as (added at half weight by default, with a bundle that has an emotion hearing and learned expressions)")
     group.add_argument("--emotion-track", type=Path, metavar="FILE.json", help='keyed emotion over time: {"keys": [{"time": 0.0, "happy": 0.8}, '
                        '{"frame": 120, "angry": 1.0, "voice": 0}]} (frames at the bundle\'s fps; linear between keys, held outside)')
 

@@ -145,6 +145,11 @@ class TalkingHeadSettings(bpy.types.PropertyGroup):
         name="Blinks and gaze", default=True,
         description="Add blinks (more at pauses) and small eye movements, seeded by Seed; needs a face with landmarks",
     )
+    heard_expressions: BoolProperty(
+        name="Heard Expressions", default=True,
+        description="Give the voice's faces the learned expressions of the emotion it is heard as (half weight); "
+                    "needs a model with an emotion hearing and learned expressions",
+    )
     rest_in_pauses: BoolProperty(
         name="Rest in pauses", default=True,
         description="Close the mouth where no speech is heard (silero-vad, or the transcript's silences); needs a face with landmarks",

@@ -257,6 +257,7 @@ def prepare(scene: bpy.types.Scene, settings, speaking_style: str = "", emotion=
         rest_in_pauses=bool(settings.rest_in_pauses),
         recognise=bool(settings.recognise),
         phone_loop=bool(settings.phone_loop),
+        heard_expressions=bool(settings.heard_expressions),
     )
     return AnimateRequest(task, python, paths, settings.target, float(_strip_start(strip)), work_dir, plan,
                           strip.name, audible_frames(strip))

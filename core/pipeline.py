@@ -126,6 +126,7 @@ class Animator:
         direction: EmotionDirection | None = None,
         recognise: bool = False,
         phone_loop: "bool | PhoneLoopJob" = False,
+        heard_expressions: bool = True,
     ) -> Animation:
         """Animate one clip. `subject` picks Gn's speaking style and, unless `person` (a style's
         p*, shape (d,)) is given, Ge's person embedding. Same seed, same head motion. `blinks`:
@@ -142,7 +143,9 @@ class Animator:
         where no speech is heard (core/pauses.py; the alignment's silences with a transcript, else
         silero-vad); `neutral` stays Gn's own. `direction`: the emotion
         Ge and Gh read instead of (or mixed with) the voice's (core/emotion_direction.py; needs the
-        bundle's emotion prototypes); the take's `emotion_probs` stay what the voice is heard as."""
+        bundle's emotion prototypes); the take's `emotion_probs` stay what the voice is heard as.
+        `heard_expressions` (with a bundle that has an emotion hearing and learned expressions): the
+        voice's share of the take gets the heard classes' expressions (`add_expressions`)."""
         bundle, cfg, model = self.bundle, self.bundle.config, self.bundle.model
         samples = load_audio(audio) if not isinstance(audio, np.ndarray) else audio
         self._segments = None  # an array changed in place since the last take is heard again
@@ -207,7 +210,7 @@ class Animator:
         heard_emotion = None if hearing is None else hearing.result()  # what the voice is heard as, per moment
         # The learned expression shapes (when the bundle has them) of a directed emotion and of the
         # heard one (when the hearing hears the prototypes' classes), on Ge's faces.
-        same_classes = bundle.emotion_prototypes is not None and bundle.emotion_hearing is not None and \
+        same_classes = heard_expressions and bundle.emotion_prototypes is not None and bundle.emotion_hearing is not None and \
             list(bundle.emotion_hearing.labels) == list(bundle.emotion_prototypes.labels)
         add_expressions(emotional, direction, bundle.emotion_prototypes, cfg.fps, heard_emotion if same_classes else None)
         weight = self.speech_weights(samples, len(emotional), phones) if rest_in_pauses else None
@@ -326,7 +329,7 @@ def animate_task(
         animation = animator.animate(samples, subject=subject, seed=task.seed, with_head=task.with_head, person=person, progress=progress,
                                      blinks=task.blinks, direction=task.emotion, transcript=task.transcript,
                                      rest_in_pauses=task.rest_in_pauses, recognise=task.recognise,
-                                     phone_loop=loop)
+                                     phone_loop=loop, heard_expressions=task.heard_expressions)
     finally:
         if job is not None:
             job.cancel()

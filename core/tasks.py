@@ -57,6 +57,7 @@ class AnimateTask:
     rest_in_pauses: bool = True  # fade the mouth-opening channels out where no speech is heard (core/pauses.py)
     recognise: bool = False  # without a transcript: recognise the words and weigh their phones in (core/alignment.py)
     phone_loop: bool = True  # without a transcript or --recognise: weigh the phones pocketsphinx hears in (core/phone_loop.py)
+    heard_expressions: bool = True  # the voice's share gets the heard emotion's learned expressions (core/emotion_direction.py)
 
     kind = "animate"
 
@@ -87,6 +88,7 @@ class AnimateTask:
             rest_in_pauses=bool(data.get("rest_in_pauses", True)),
             recognise=bool(data.get("recognise", False)),
             phone_loop=bool(data.get("phone_loop", True)),
+            heard_expressions=bool(data.get("heard_expressions", True)),
         )
 
 

@@ -238,7 +238,7 @@ class TALKINGHEAD_PT_emotion(_SubPanel, bpy.types.Panel):
 
     def draw(self, context) -> None:
         from ..blender import emotion
-        from ..core.emotion_direction import PROTOTYPES
+        from ..core.emotion_direction import HEARD, PROTOTYPES
 
         layout = self.layout
         settings = context.scene.talking_head
@@ -258,6 +258,8 @@ class TALKINGHEAD_PT_emotion(_SubPanel, bpy.types.Panel):
         labels = emotion.slider_labels(info)
         if not emotion.sliders_match(target.data, labels):
             layout.operator("talking_head.emotion_sliders", icon="ADD")
+        if HEARD in labels:  # the model hears the voice's emotion
+            layout.prop(settings, "heard_expressions")
         col = layout.column(align=True)
         col.prop(props, "emotion_voice", slider=True)
         for slider in props.emotions:

@@ -242,6 +242,13 @@ def test_the_voice_gets_half_of_its_heard_classes_learned_expressions(hearing, t
     probs = hearing.take(load_audio(clip_3s), len(heard.emotional), heard.fps)
     expected = deaf.emotional + HEARD_EXPRESSIONS * np.einsum("nc,cvd->nvd", probs, shapes)
     np.testing.assert_allclose(heard.emotional, expected, atol=1e-5)
+    plain = Animator(ModelBundle.load(bundle)).animate(clip_3s, with_head=False, heard_expressions=False)
+    np.testing.assert_array_equal(plain.emotional, deaf.emotional)  # --no-heard-expressions: the faces as before the hearing
+
+    from talking_head.core.tasks import AnimateTask
+
+    assert AnimateTask.from_json({"audio": "a.wav", "bundle": "b"}).heard_expressions
+    assert not AnimateTask.from_json(AnimateTask("a.wav", "b", heard_expressions=False).to_json()).heard_expressions
 
 
 def test_speech_sets_that_cannot_teach_the_classes_are_refused_in_one_line(tmp_path, tiny_bundle_dir, capsys):
