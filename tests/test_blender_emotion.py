@@ -131,3 +131,6 @@ def test_a_bundle_that_hears_gets_a_heard_slider_that_directs_by_what_is_heard(a
     heard = session.run(request).animation
     np.testing.assert_allclose(heard.emotion_probs, voice.emotion_probs, atol=1e-6)  # the same voice, heard the same
     assert np.abs(heard.emotional - voice.emotional).max() > 1e-4  # and Ge followed it
+    assert request.task.heard_expressions
+    settings.heard_expressions = False
+    assert not session.prepare(scene, settings).task.heard_expressions
