@@ -327,18 +327,19 @@ def _frame_weights(direction: EmotionDirection | None, prototypes: EmotionProtot
 
 
 def add_expressions(faces: np.ndarray, direction: EmotionDirection | None, prototypes: EmotionPrototypes | None, fps: float,
-                    heard: np.ndarray | None = None) -> np.ndarray:
+                    heard: np.ndarray | None = None, heard_labels: list[str] | None = None) -> np.ndarray:
     """Add the bundle's learned expression shapes to Ge's faces (N, V, 3), in place, weighted by
     the direction at each frame: ye'_t = ye_t + sum_c (w_c(t) + s v(t) p_c(t)) X_c
-    (training/emotion_expressions.py), p (N, C) what the voice is heard as (`heard`, or none),
-    v the voice's weight (1 without a direction) and s = HEARD_EXPRESSIONS. Nothing without
-    learned expressions; EmotionError for shapes of another mesh."""
+    (training/emotion_expressions.py), p (N, C) what the voice is heard as (`heard` in
+    `heard_labels`' order; none when they are not the prototypes' classes), v the voice's weight
+    (1 without a direction) and s = HEARD_EXPRESSIONS. Nothing without learned expressions;
+    EmotionError for shapes of another mesh."""
     shapes = None if prototypes is None else prototypes.expressions
     if shapes is None:
         return faces
     sampled = _frame_weights(direction, prototypes, shapes, len(faces), fps)
     weights = None if sampled is None else sampled[0]
-    if heard is not None:
+    if heard is not None and list(heard_labels or []) == list(prototypes.labels):
         voice = np.ones(len(faces)) if sampled is None else sampled[1]
         from_voice = HEARD_EXPRESSIONS * voice[:, None] * np.asarray(heard, np.float64)
         weights = from_voice if weights is None else weights + from_voice

@@ -208,11 +208,9 @@ class Animator:
             emotional = motion.emotional[0].float().cpu().numpy().reshape(shape)
             emotional += template
         heard_emotion = None if hearing is None else hearing.result()  # what the voice is heard as, per moment
-        # The learned expression shapes (when the bundle has them) of a directed emotion and of the
-        # heard one (when the hearing hears the prototypes' classes), on Ge's faces.
-        same_classes = heard_expressions and bundle.emotion_prototypes is not None and bundle.emotion_hearing is not None and \
-            list(bundle.emotion_hearing.labels) == list(bundle.emotion_prototypes.labels)
-        add_expressions(emotional, direction, bundle.emotion_prototypes, cfg.fps, heard_emotion if same_classes else None)
+        # The learned expression shapes (when the bundle has them) of a directed emotion and of the heard one, on Ge's faces.
+        add_expressions(emotional, direction, bundle.emotion_prototypes, cfg.fps, heard_emotion if heard_expressions else None,
+                        None if bundle.emotion_hearing is None else bundle.emotion_hearing.labels)
         weight = self.speech_weights(samples, len(emotional), phones) if rest_in_pauses else None
         known = phones if phones is not None else recognised  # phone timings, when a transcript or recognition gave them
         if known is not None and self.arkit_solver() is not None:  # the lips meet on p, b, m

@@ -236,8 +236,8 @@ class Streamer:
         shape = (-1, len(self.template), 3)
         neutral = motion.neutral[0].float().cpu().numpy().reshape(shape) + self.template
         emotional = motion.emotional[0].float().cpu().numpy().reshape(shape) + self.template
-        if self.hearing is not None and self.prototypes is not None and list(self.prototypes.labels) == list(self.hearing.labels):
-            add_expressions(emotional, None, self.prototypes, self.fps, probs)  # the heard emotion's learned expressions, as offline
+        if self.hearing is not None:  # the heard emotion's learned expressions, as offline
+            add_expressions(emotional, None, self.prototypes, self.fps, probs, self.hearing.labels)
         rotation = motion.rotation[0].float().cpu().numpy()
         translation = motion.translation[0].float().cpu().numpy()
         amplitude = None if self.hearing is None else heard_amplitude(probs, self.hearing.labels, self.prototypes)
