@@ -103,7 +103,8 @@ class Ear:
         return torch.softmax(self.encoder.encode(samples).logits, dim=-1).numpy()  # 50 frames a second, each scored over the second around it
 
 
-def classify(ear: Ear, items: list[tuple[object, str]], labels: list[str], allowed=None, load=None) -> dict:
+def classify(ear: Ear, items: list[tuple[object, str]], labels: list[str], allowed=None, load=None, group=None) -> dict:
+    """Scores and confusion of the answers; `group(source)` -> a name: the accuracy per group too."""
     from talking_head.core.audio import load_audio
 
     load = load or load_audio
@@ -113,7 +114,11 @@ def classify(ear: Ear, items: list[tuple[object, str]], labels: list[str], allow
         answers.append(answer(ear.clip(load(source)), labels, allowed))
     names = list(allowed) if allowed else labels
     confusion = confusion_matrix(truth, answers, names)
-    return {**scores(confusion), "labels": names, "confusion": confusion.tolist()}
+    out = {**scores(confusion), "labels": names, "confusion": confusion.tolist()}
+    if group is not None:
+        groups = [group(source) for source, _ in items]
+        out["accuracy by group"] = {g: round(float(np.mean([t == a for t, a, h in zip(truth, answers, groups) if h == g])), 3) for g in sorted(set(groups))}
+    return out
 
 
 def speech_set_items(speech: Path, limit: int) -> list:
@@ -190,7 +195,7 @@ def main() -> int:
                     "encoder": args.encoder.name if args.encoder else "the bundle's", "labels": labels}
     print(f"asking the {report['ear']} of {args.encoder or args.bundle}")
     if (EMODB / "labels.csv").is_file():
-        report["emodb"] = classify(ear, emodb_items(EMODB), labels, allowed=SHARED)
+        report["emodb"] = classify(ear, emodb_items(EMODB), labels, allowed=SHARED, group=lambda path: "speaker " + Path(path).name[:2])
     else:
         print(f"no EmoDB: {EMODB.name}/labels.csv missing next to the repository; skipped", file=sys.stderr)
     if args.speech:
@@ -206,6 +211,8 @@ def main() -> int:
             r = report[name]
             print(f"{name:34s} accuracy {r['accuracy']:.3f}  UAR {r['uar']:.3f}  ({r['clips']} clips, {len(r['labels'])} classes)")
             print("    confusion (rows true, columns heard): " + "  ".join(f"{lab}: {row}" for lab, row in zip(r["labels"], r["confusion"])))
+            if "accuracy by group" in r:
+                print("    accuracy by " + ", ".join(f"{g} {v:.3f}" for g, v in r["accuracy by group"].items()))
     for p in report["demo sample"]:
         shares = p["share of its frames heard as each label (over the whole take)"]
         print(f"demo passage said as {p['said as']:8s} heard as {p['heard as']:9s} {p['probabilities']}; per second: "
