@@ -179,3 +179,13 @@ def test_scores_and_answers(bench):
     five = ["neutral", "happy", "sad", "angry", "surprised"]
     assert bench.answer(np.array([0, 1, 2, 3, 9.0]), five) == "surprised"
     assert bench.answer(np.array([0, 1, 2, 3, 9.0]), five, allowed=tuple(labels)) == "angry"
+
+
+def test_classify_gives_the_accuracy_per_group(bench):
+    class Ear:  # answers "angry" for speaker 03's clips and "sad" for the others
+        def clip(self, samples):
+            return np.array([0.0, 0.0, 0.0, 1.0]) if samples == "03" else np.array([0.0, 0.0, 1.0, 0.0])
+
+    items = [("03a.wav", "angry"), ("03b.wav", "sad"), ("08a.wav", "sad"), ("08b.wav", "sad")]
+    out = bench.classify(Ear(), items, ["neutral", "happy", "sad", "angry"], load=lambda path: path[:2], group=lambda path: path[:2])
+    assert out["accuracy"] == pytest.approx(0.75) and out["accuracy by group"] == {"03": 0.5, "08": 1.0}
