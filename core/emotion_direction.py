@@ -47,7 +47,8 @@ VOICE = "voice"  # the from-voice weight's name in --emotion and track files
 HEARD = "heard"  # what the voice is heard as (core/emotion_hearing.py), as class weights: --emotion heard:0.8
 # The voice's share of a take gets its heard classes' learned expressions at this weight. Chosen on
 # the validation takes of the demo corpus, as synthesised and revoiced, among 0.25 / 0.5 / 0.75 / 1
-# (README, Emotion you can hear): the least vertex error in both.
+# (README, Emotion you can hear): the least vertex error over their emotional and neutral takes
+# together, in both (not the hearing alone: a uniform mix does about as well, see there).
 HEARD_EXPRESSIONS = 0.5
 BUILD_HINT = "build them with `talking-head bundle emotions BUNDLE --speech SPEECH_SET`"
 EXPRESSIONS_HINT = "fit them again with `talking-head bundle expressions BUNDLE --data CORPUS`"
