@@ -40,7 +40,7 @@ EMODB_LABELS = {"neutral": "neutral", "happiness": "happy", "sadness": "sad", "a
 SHARED = ("neutral", "happy", "sad", "angry")
 
 
-# ---- pure functions (tested in tests/test_emotion_real_bench.py) ----
+# ---- pure functions (tested in tests/test_emotion_voice.py) ----
 
 def emodb_items(folder: Path) -> list[tuple[Path, str]]:
     """(wav, label) for the EmoDB clips of the four shared classes, labels in the bundle's words."""
