@@ -51,7 +51,7 @@ import torch
 
 from .animation import Animation, add_head_motion
 from .emotion_direction import add_expressions, heard_amplitude, scale_head_motion
-from .emotion_hearing import WINDOW_S, functionals, tracks
+from .emotion_hearing import WINDOW_S, clip_features
 from .arkit import ARKIT_NAMES
 from .audio import SAMPLE_RATE, check_audio_path, frame_count
 from .encoders import RECEPTIVE_FIELD, STRIDE
@@ -219,7 +219,7 @@ class Streamer:
         answer; the previous answer (uniform at first) while they hold no voiced speech."""
         labels = len(self.hearing.labels)
         before = np.full(labels, 1 / labels) if self._heard is None else self._heard
-        x = functionals(tracks(self._heard_audio)) if len(self._heard_audio) >= SAMPLE_RATE // 10 else None
+        x = clip_features(self._heard_audio) if len(self._heard_audio) >= SAMPLE_RATE // 10 else None
         now = before if x is None else self.hearing.probabilities(x)
         if self._heard is None:
             before = now
