@@ -43,6 +43,14 @@ def build_parser() -> argparse.ArgumentParser:
     expressions.add_argument("--data", required=True, type=Path, help="corpus in the BIWI layout with emotions/CLIP.npz labels (`talking-head corpus build`)")
     expressions.add_argument("--cache", type=Path, default=None, help="feature cache (default DATA/.cache, as `train`)")
     expressions.set_defaults(run=_run_bundle_expressions)
+    balance = kinds.add_parser("head-balance", help="how Gh shares head motion between nod, turn and tilt, set to a corpus's proportions "
+                               "(config.json head_axis_balance)")
+    balance.add_argument("bundle", type=Path, help="bundle folder with a trained Gh (its config.json gets head_axis_balance)")
+    balance.add_argument("--data", required=True, type=Path, help="corpus in the BIWI layout with poses/CLIP.npz (`talking-head corpus build`); "
+                         "its training takes are measured")
+    balance.add_argument("--clips", type=int, default=120, help="at most this many training takes, spread over the split (default 120)")
+    balance.add_argument("--cache", type=Path, default=None, help="feature cache (default DATA/.cache, as `train`)")
+    balance.set_defaults(run=_run_bundle_head_balance)
     hearing = kinds.add_parser("hearing", help="emotion hearing: what a voice is heard as from its prosody, fitted on speech with audible emotion")
     hearing.add_argument("bundle", type=Path, help="bundle folder (emotion_hearing.json is written into it)")
     hearing.add_argument("--speech", required=True, type=Path, nargs="+", help="speech sets with audible emotion (`talking-head corpus emotion-voices`); "
@@ -212,6 +220,22 @@ def _run_bundle_expressions(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_bundle_head_balance(args: argparse.Namespace) -> int:
+    from ..training.head_balance import write_head_balance
+
+    if args.clips < 1:
+        raise checks.UsageError(f"--clips must be at least 1 (got {args.clips})")
+    with _ProgressBar(stage="measuring", min_total=0) as bar:
+        m = write_head_balance(args.bundle, args.data, args.clips, args.cache, progress=lambda done, total: bar("measuring", done, total))
+
+    def show(values: list[float]) -> str:
+        return " / ".join(f"{v:.2f}" for v in values)
+
+    print(f"wrote head_axis_balance {show(m['balance'])} (x nod / y turn / z tilt) into {args.bundle / 'config.json'}: on {m['takes']} training takes "
+          f"the head turns {show(m['truth'])} degrees in the corpus, {show(m['model'])} from Gh (std over time)")
+    return 0
+
+
 def _run_bundle_hearing(args: argparse.Namespace) -> int:
     from ..core.emotion_hearing import FILE
     from ..training.emotion_hearing import write_hearing
@@ -220,7 +244,7 @@ def _run_bundle_hearing(args: argparse.Namespace) -> int:
         hearing = write_hearing(args.bundle, args.speech, progress=lambda done, total: bar("hearing", done, total))
     m = hearing.measure
     counts = ", ".join(f"{label} {n}" for label, n in m["per_class"].items())
-    print(f"wrote {args.bundle / FILE}: fitted on {m['utterances']} utterances ({counts}); accuracy on them {m['train_accuracy']:.3f}")
+    print(f"wrote {args.bundle / FILE}: fitted on {m['utterances']} utterances ({counts}), each also as an 8 kHz recording would hold it; accuracy on them {m['train_accuracy']:.3f}")
     return 0
 
 

@@ -52,6 +52,10 @@ class ModelConfig:
     # Gh's noise z smoothed over time: a Gaussian of this many audio steps (sigma; 0: i.i.d. per
     # step, as METHOD.md). Per-step noise made the demo's head jitter frame to frame.
     head_noise_sigma: float = 0.0
+    # Gh's rotation angles about x (nod), y (turn), z (tilt) times these factors, whose effect keeps
+    # the motion's overall size and gives it the corpus's balance between the axes
+    # (training/head_balance.py, `talking-head bundle head-balance`); None: as Gh makes them.
+    head_axis_balance: list[float] | None = None
     # Ablation switches (METHOD.md section 7): drop Ln, drop Lcon, drop the head synthesizer,
     # or drop the emotion stage altogether (the FaceFormer-style baseline).
     single_stage: bool = False
@@ -96,6 +100,8 @@ class ModelConfig:
             _check(self, name, _is_number(getattr(self, name)) and getattr(self, name) >= 0, "zero or a positive number")
         for name in ("single_stage", "use_contrastive", "use_head", "use_emotion_stage", "trained", "head_trained"):
             _check(self, name, isinstance(getattr(self, name), bool), "true or false")
+        _check(self, "head_axis_balance", self.head_axis_balance is None or (isinstance(self.head_axis_balance, (list, tuple)) and len(self.head_axis_balance) == 3
+               and all(_is_number(g) and 0 <= g < 100 for g in self.head_axis_balance)), "null or a list of 3 numbers from 0 to 100 (x, y, z)")
         _check(self, "pivot", self.pivot is None or (isinstance(self.pivot, (list, tuple)) and len(self.pivot) == 3 and all(map(_is_number, self.pivot))),
                "null or a list of 3 numbers")
         _check(self, "landmarks", self.landmarks is None or (isinstance(self.landmarks, dict) and all(

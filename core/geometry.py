@@ -119,6 +119,16 @@ def scale_rotation(q: np.ndarray, amplitude: float | np.ndarray) -> np.ndarray:
     return np.concatenate([np.cos(half)[:, None], np.sin(half)[:, None] * axis], axis=1)
 
 
+def scale_rotation_axes(q: np.ndarray, gains: np.ndarray) -> np.ndarray:
+    """Each component of the rotations' vectors (x, y, z) times its gain (3,): for the few
+    degrees a head turns, each axis's angle times its own factor."""
+    half, axis = half_angles_axes(q)
+    rotvec = 2 * half[:, None] * axis * np.asarray(gains, np.float64)
+    angle = np.linalg.norm(rotvec, axis=1)
+    unit = rotvec / np.maximum(angle, 1e-12)[:, None]
+    return np.concatenate([np.cos(angle / 2)[:, None], np.sin(angle / 2)[:, None] * unit], axis=1)
+
+
 # ---------------------------------------------------------------------------------------------
 # Compact takes.
 

@@ -50,6 +50,7 @@ import numpy as np
 import torch
 
 from .animation import Animation, add_head_motion
+from .head_balance import balance_head_motion
 from .emotion_direction import add_expressions, heard_amplitude, scale_head_motion
 from .emotion_hearing import WINDOW_S, clip_features
 from .arkit import ARKIT_NAMES
@@ -128,6 +129,7 @@ class Streamer:
         self.seed, self.with_head = seed, with_head and bundle.model.head is not None
         self.template = bundle.template.vertices.astype(np.float32)
         self.pivot = np.asarray(bundle.pivot, np.float32)
+        self.head_axis_balance = cfg.head_axis_balance
         self.faces = bundle.template.faces
         self.hearing = bundle.emotion_hearing
         self.prototypes = bundle.emotion_prototypes
@@ -243,6 +245,7 @@ class Streamer:
         amplitude = None if self.hearing is None else heard_amplitude(probs, self.hearing.labels, self.prototypes)
         if amplitude is not None and len(rotation):  # the head moves as the heard emotion's takes do
             rotation, translation = scale_head_motion(rotation, translation, amplitude)
+        rotation = balance_head_motion(rotation, self.head_axis_balance)  # as offline
         # v_t = R_t (ye_t - P) + P + tau_t  (METHOD.md section 6)
         vertices = add_head_motion(emotional, rotation, translation, self.pivot)
         arkit = [None] * len(emotional)

@@ -1,0 +1,43 @@
+"""The balance of head motion between its axes: nod (x), turn (y) and tilt (z).
+
+Why: the demo bundle's Gh tilts the head about as much as it nods (1.1-1.5 degrees on each,
+std over time), where the corpus's heads nod three times as much as they tilt (README, Head
+motion). How much the head moves overall is set elsewhere (the heard emotion's amplitude, a
+directed emotion's gains, both fitted on the corpus's head amplitude); this sets only how that
+motion is shared between the axes: each rotation-vector component times a factor b_i, chosen so
+that on the corpus's training takes Gh's per-axis spread takes the ground truth's proportions
+while its overall size (the norm over axes) stays what it was:
+
+    b_i = (g_i / |g|) / (m_i / |m|),    g, m: per-axis std over time of the truth's and Gh's rotation vectors
+
+(training/head_balance.py measures g and m; config.json `head_axis_balance` holds b; an axis
+the corpus never turns about gets 0). A bundle without it keeps Gh's motion as it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from .geometry import matrices_to_quaternions, quaternions_to_matrices, scale_rotation_axes
+
+
+def axis_balance(truth_std: Sequence[float], model_std: Sequence[float]) -> np.ndarray:
+    """(3,) factors b that give per-axis spreads `model_std` the proportions of `truth_std` at
+    the same norm: b_i = (g_i / |g|) / (m_i / |m|)."""
+    g, m = np.asarray(truth_std, np.float64), np.asarray(model_std, np.float64)
+    if g.shape != (3,) or m.shape != (3,) or not (g >= 0).all() or not g.any() or not (m > 0).all():
+        raise ValueError("axis_balance needs 3 spreads on each side (x, y, z): the model's positive, the truth's not all zero")
+    return (g / np.linalg.norm(g)) / (m / np.linalg.norm(m))
+
+
+def balance_head_motion(rotation: np.ndarray, balance: Sequence[float] | None) -> np.ndarray:
+    """(N, 3, 3) rotations with their angle about each axis times `balance` (3,); unchanged when None."""
+    if balance is None or len(rotation) == 0:
+        return rotation
+    q = matrices_to_quaternions(np.asarray(rotation, np.float64))
+    return quaternions_to_matrices(scale_rotation_axes(q, np.asarray(balance, np.float64))).astype(rotation.dtype)
+
+
+__all__ = ["axis_balance", "balance_head_motion"]

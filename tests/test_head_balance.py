@@ -1,0 +1,118 @@
+"""Head motion shared between nod, turn and tilt as the corpus shares it (`bundle head-balance`,
+config.json head_axis_balance): the factors, their effect on rotations and on takes, the fit."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from scipy.spatial.transform import Rotation
+
+from talking_head.core.config import ModelConfig
+from talking_head.core.errors import BundleError
+from talking_head.core.head_balance import axis_balance, balance_head_motion
+
+from conftest import run_cli_captured
+from tiny_corpus import V, make_corpus
+
+
+def test_the_balance_gives_the_truths_proportions_at_the_models_size():
+    truth, model = np.array([1.7, 1.2, 0.6]), np.array([1.5, 1.1, 1.5])
+    b = axis_balance(truth, model)
+    balanced = model * b
+    np.testing.assert_allclose(balanced / np.linalg.norm(balanced), truth / np.linalg.norm(truth))
+    assert np.linalg.norm(balanced) == pytest.approx(np.linalg.norm(model))
+    assert b[2] < 0.5 < 1 < b[0]  # less tilt, more nod
+    np.testing.assert_allclose(axis_balance(model, model), 1.0)
+    assert axis_balance([1.0, 0.0, 0.0], [1.0, 1.0, 1.0])[1] == 0.0  # an axis the corpus never turns about
+    with pytest.raises(ValueError):
+        axis_balance([1.0, 1.0, 1.0], [1.0, 0.0, 1.0])
+
+
+def test_rotations_turn_about_each_axis_times_its_factor():
+    rng = np.random.default_rng(0)
+    rotvec = rng.normal(0, 0.03, (50, 3))
+    rotation = Rotation.from_rotvec(rotvec).as_matrix().astype(np.float32)
+    out = balance_head_motion(rotation, [1.2, 1.0, 0.4])
+    assert out.dtype == np.float32 and out.shape == rotation.shape
+    np.testing.assert_allclose(Rotation.from_matrix(out).as_rotvec(), rotvec * [1.2, 1.0, 0.4], atol=1e-5)
+    assert balance_head_motion(rotation, None) is rotation
+    np.testing.assert_allclose(balance_head_motion(rotation, [1, 1, 1]), rotation, atol=1e-6)
+
+
+@pytest.mark.parametrize("value", [[1.0, 2.0], [1.0, -0.5, 1.0], [1.0, float("nan"), 1.0], "1 1 1"])
+def test_a_bad_balance_in_config_is_refused_in_one_line(value):
+    with pytest.raises(BundleError, match="head_axis_balance"):
+        ModelConfig(n_vertices=10, subjects=["A"], head_axis_balance=value)
+
+
+def test_a_take_turns_by_the_bundles_balance(tiny_bundle_dir, tmp_path, clip_3s):
+    import shutil
+
+    from talking_head.core.bundle import ModelBundle
+    from talking_head.core.pipeline import Animator
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle_dir, bundle)
+    plain = Animator(ModelBundle.load(bundle)).animate(clip_3s, seed=3)
+    config = json.loads((bundle / "config.json").read_text())
+    (bundle / "config.json").write_text(json.dumps({**config, "head_axis_balance": [1.5, 1.0, 0.25]}))
+    balanced = Animator(ModelBundle.load(bundle)).animate(clip_3s, seed=3)
+    before, after = Rotation.from_matrix(plain.rotation).as_rotvec(), Rotation.from_matrix(balanced.rotation).as_rotvec()
+    assert np.abs(before).max() > 1e-4  # random Gh weights still turn the head
+    np.testing.assert_allclose(after, before * [1.5, 1.0, 0.25], atol=1e-5)
+    np.testing.assert_array_equal(balanced.emotional, plain.emotional)  # the faces are untouched
+
+
+@pytest.fixture(scope="module")
+def posed(tmp_path_factory):
+    """A tiny corpus whose heads only nod (poses about x), and a tiny bundle of its size marked as
+    having a trained Gh (its weights are random: the test checks the measure, not the motion)."""
+    from talking_head.training.tiny import make_tiny_bundle
+
+    root = tmp_path_factory.mktemp("balance")
+    corpus = make_corpus(root / "corpus")
+    bundle = root / "bundle"
+    make_tiny_bundle(bundle, n_vertices=V, subjects=["F2", "M3"], max_frames=40, window_overlap=15, encode_window_s=1.0, encode_context_s=0.5)
+    return corpus, bundle
+
+
+def test_the_fit_measures_the_training_takes_and_writes_the_balance(posed, tmp_path, capsys):
+    import shutil
+
+    corpus, source = posed
+    bundle = tmp_path / "bundle"
+    shutil.copytree(source, bundle)
+    code, _, err = run_cli_captured(capsys, "bundle", "head-balance", str(bundle), "--data", str(corpus), "--cache", str(tmp_path / "cache"))
+    assert code == 2 and "no trained head-motion synthesizer" in err and len(err.strip().splitlines()) == 1
+    config = json.loads((bundle / "config.json").read_text())
+    (bundle / "config.json").write_text(json.dumps({**config, "head_trained": True}))
+    code, out, err = run_cli_captured(capsys, "bundle", "head-balance", str(bundle), "--data", str(corpus), "--clips", "3",
+                                      "--cache", str(tmp_path / "cache"))
+    assert code == 0, err
+    balance = json.loads((bundle / "config.json").read_text())["head_axis_balance"]
+    assert "on 3 training takes" in out
+    # the corpus only nods: all the motion goes to x, at the size Gh's motion had
+    assert balance[0] > 0 and balance[1] == 0 and balance[2] == 0
+    from talking_head.training.head_balance import measure_head_spread
+
+    m = measure_head_spread(bundle, corpus, 3, tmp_path / "cache")
+    assert m["takes"] == 3 and m["truth"][1] == pytest.approx(0, abs=1e-4) and m["truth"][0] > 0.1
+    assert balance[0] == pytest.approx(np.linalg.norm(m["model"]) / m["model"][0], rel=1e-3)
+
+
+def test_a_corpus_without_poses_is_refused_in_one_line(posed, tmp_path, capsys):
+    import shutil
+
+    corpus, source = posed
+    bare = tmp_path / "bare"
+    shutil.copytree(corpus, bare, ignore=shutil.ignore_patterns("poses"))
+    bundle = tmp_path / "bundle"
+    shutil.copytree(source, bundle)
+    config = json.loads((bundle / "config.json").read_text())
+    (bundle / "config.json").write_text(json.dumps({**config, "head_trained": True}))
+    code, _, err = run_cli_captured(capsys, "bundle", "head-balance", str(bundle), "--data", str(bare))
+    assert code == 2 and "no head poses" in err and len(err.strip().splitlines()) == 1
+    assert "head_axis_balance" not in json.loads((bundle / "config.json").read_text()) or \
+        json.loads((bundle / "config.json").read_text())["head_axis_balance"] is None

@@ -1,0 +1,100 @@
+"""`talking-head bundle head-balance`: measure how a bundle's Gh shares head motion between nod,
+turn and tilt against a corpus's ground truth, and write the factors that give it the corpus's
+proportions (core/head_balance.py says why and how they apply).
+
+Measured on the corpus's training takes (never the test subsets the README reports on): each
+take generated as `animate` makes it from the voice alone (the take's subject, noise seed = its
+position in the list), Gh's rotation vectors against the take's poses/CLIP.npz, the std over time
+per axis averaged over the takes on both sides. The heard emotion's and a directed emotion's
+amplitudes scale all axes alike, so they do not change the proportions and are left out here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..core.bundle import ModelBundle
+from ..core.config import ModelConfig
+from ..core.encoders import ContextEncoder, EmotionEncoder
+from ..core.errors import TalkingHeadError
+from ..core.geometry import half_angles_axes, matrices_to_quaternions
+from ..core.head_balance import axis_balance
+from ..core.model import head_noise
+from .dataset import Corpus
+from .features import FeatureCache
+from .training_data import build_examples
+
+
+class HeadBalanceError(TalkingHeadError):
+    """The bundle or corpus cannot give a head balance (no Gh, no poses, no training takes)."""
+
+
+def rotation_vectors(rotation: np.ndarray) -> np.ndarray:
+    """(N, 3, 3) rotations -> (N, 3) rotation vectors in radians (x nod, y turn, z tilt)."""
+    half, axis = half_angles_axes(matrices_to_quaternions(np.asarray(rotation, np.float64)))
+    return 2 * half[:, None] * axis
+
+
+def spread_clips(clips: list, count: int) -> list:
+    """At most `count` of `clips`, evenly spread over the list (every subject and kind of take)."""
+    if len(clips) <= count:
+        return clips
+    return [clips[i] for i in np.linspace(0, len(clips) - 1, count).round().astype(int)]
+
+
+@torch.no_grad()
+def measure_head_spread(bundle_dir: str | Path, data: str | Path, clips: int = 120, cache: str | Path | None = None,
+                        progress: Callable[[int, int], None] | None = None) -> dict:
+    """Per-axis std over time (degrees, averaged over takes) of the ground truth's and Gh's head
+    rotation on up to `clips` training takes of `data`. -> {"truth": [x, y, z], "model": [...], "takes": n}"""
+    bundle_dir, data = Path(bundle_dir), Path(data)
+    bundle = ModelBundle.load(bundle_dir)
+    cfg = bundle.config
+    if bundle.model.head is None or not cfg.head_trained:
+        raise HeadBalanceError(f"the bundle {bundle_dir.name} has no trained head-motion synthesizer (Gh): there is no head motion to balance")
+    corpus = Corpus(data)
+    if corpus.n_vertices != cfg.n_vertices:
+        raise HeadBalanceError(f"{data} has faces of {corpus.n_vertices} vertices, the bundle {bundle_dir.name} {cfg.n_vertices}: "
+                               "the balance is measured on the corpus the bundle was trained on")
+    if not corpus.has_poses:
+        raise HeadBalanceError(f"{data} has no head poses (poses/CLIP.npz): nothing to measure Gh against")
+    takes = spread_clips(corpus.subset("train"), clips)
+    if not takes:
+        raise HeadBalanceError(f"{data}: the training split has no takes")
+    cache = Path(cache) if cache else data / ".cache"
+    windows = (cfg.encode_window_s, cfg.encode_context_s)
+    features = FeatureCache(cache / "features", ContextEncoder(bundle.encoder_source("context"), *windows),
+                            EmotionEncoder(bundle.encoder_source("emotion"), *windows))
+    truth, model = [], []
+    for done, clip in enumerate(takes):
+        example = build_examples(corpus, [clip], features, list(cfg.subjects), cfg.k, cache, progress=False)[0]
+        if example.has_pose:
+            noise = head_noise(done, example.emotion.shape[0], cfg.d_model, sigma=cfg.head_noise_sigma)
+            motion = bundle.model.generate(example.context[None], example.emotion[None], torch.tensor([example.subject]), noise=noise, with_head=True)
+            truth.append(rotation_vectors(example.target.rotation.numpy()).std(axis=0))
+            model.append(rotation_vectors(motion.rotation[0].float().numpy()).std(axis=0))
+        if progress:
+            progress(done + 1, len(takes))
+    if not truth:
+        raise HeadBalanceError(f"{data}: none of its training takes has a head pose")
+    return {"truth": np.degrees(np.mean(truth, axis=0)).tolist(), "model": np.degrees(np.mean(model, axis=0)).tolist(), "takes": len(truth)}
+
+
+def write_head_balance(bundle_dir: str | Path, data: str | Path, clips: int = 120, cache: str | Path | None = None,
+                       progress: Callable[[int, int], None] | None = None) -> dict:
+    """Measure (`measure_head_spread`, Gh as it is, whatever balance the bundle holds) and write
+    config.json's `head_axis_balance`. -> the measure with "balance" added"""
+    config_path = Path(bundle_dir) / "config.json"
+    measure = measure_head_spread(bundle_dir, data, clips, cache, progress)
+    balance = axis_balance(measure["truth"], measure["model"])
+    config = ModelConfig.load(config_path)
+    config.head_axis_balance = [round(float(b), 4) for b in balance]
+    config.save(config_path)
+    return {**measure, "balance": config.head_axis_balance}
+
+
+__all__ = ["HeadBalanceError", "measure_head_spread", "rotation_vectors", "spread_clips", "write_head_balance"]
