@@ -64,6 +64,17 @@ def test_a_take_turns_by_the_bundles_balance(tiny_bundle_dir, tmp_path, clip_3s)
     np.testing.assert_allclose(after, before * [1.5, 1.0, 0.25], atol=1e-5)
     np.testing.assert_array_equal(balanced.emotional, plain.emotional)  # the faces are untouched
 
+    from talking_head.core.audio import load_audio
+    from talking_head.core.streaming import Streamer
+
+    samples = load_audio(clip_3s)
+    turned = []
+    for source in (tiny_bundle_dir, bundle):  # a stream turns by the same balance
+        streamer = Streamer(Animator(ModelBundle.load(source)), seed=3, warm_up=False)
+        frames = [f for start in range(0, len(samples), 3200) for f in streamer.feed(samples[start:start + 3200])] + streamer.finish()
+        turned.append(Rotation.from_matrix(np.stack([f.rotation for f in frames])).as_rotvec())
+    np.testing.assert_allclose(turned[1], turned[0] * [1.5, 1.0, 0.25], atol=1e-5)
+
 
 @pytest.fixture(scope="module")
 def posed(tmp_path_factory):
