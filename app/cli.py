@@ -232,7 +232,8 @@ def _run_bundle_head_balance(args: argparse.Namespace) -> int:
         return " / ".join(f"{v:.2f}" for v in values)
 
     print(f"wrote head_axis_balance {show(m['balance'])} (x nod / y turn / z tilt) into {args.bundle / 'config.json'}: on {m['takes']} training takes "
-          f"the head turns {show(m['truth'])} degrees in the corpus, {show(m['model'])} from Gh (std over time)")
+          f"the head turns {show(m['truth'])} degrees in the corpus, {show(m['model'])} from Gh (std over time)"
+          + ("" if m["heard_amplitude_mean"] is None else f"; heard head amplitude {m['heard_amplitude_mean']:.3f} on average (heard_head_amplitude_mean)"))
     return 0
 
 

@@ -19,7 +19,8 @@ one, else its emotion encoder; `--ear encoder` asks the encoder, `--encoder FOLD
    heard over the passage and its probability.
 
 Usage: python bench/emotion_real.py [--bundle weights/demo] [--ear hearing|encoder] [--speech SET]
-       [--data CORPUS] [--clips 300] [--json OUT.json]
+       [--data CORPUS] [--clips 300] [--narrow-band] [--json OUT.json]
+--narrow-band: every clip as an 8 kHz recording of it would hold it (phone-band speech).
 """
 
 from __future__ import annotations
@@ -89,15 +90,23 @@ class Ear:
     """What is asked: `clip(samples)` -> (C,) scores of a whole clip (argmax = the answer), `take(samples)`
     -> (T, C) probabilities of each moment of a take at `rate` a second, and `labels`."""
 
-    def __init__(self, encoder=None, hearing=None) -> None:
-        self.encoder, self.hearing = encoder, hearing
+    def __init__(self, encoder=None, hearing=None, narrow: bool = False) -> None:
+        self.encoder, self.hearing, self.narrow = encoder, hearing, narrow
         self.labels = list(hearing.labels if hearing is not None else encoder.labels)
         self.rate = 50.0  # the encoder's frames; the hearing is asked at the same rate
 
+    def _heard(self, samples: np.ndarray) -> np.ndarray:
+        """What reaches the ear: the clip, or with `narrow` what an 8 kHz recording of it holds."""
+        from talking_head.training.emotion_hearing import narrow_band
+
+        return narrow_band(samples) if self.narrow else samples
+
     def clip(self, samples: np.ndarray) -> np.ndarray:
+        samples = self._heard(samples)
         return np.log(self.hearing.clip(samples)) if self.hearing is not None else clip_logits(self.encoder, samples)
 
     def take(self, samples: np.ndarray) -> np.ndarray:
+        samples = self._heard(samples)
         if self.hearing is not None:
             return self.hearing.take(samples, int(len(samples) / 16_000 * self.rate), self.rate)
         return torch.softmax(self.encoder.encode(samples).logits, dim=-1).numpy()  # 50 frames a second, each scored over the second around it
@@ -173,6 +182,7 @@ def main() -> int:
     parser.add_argument("--data", type=Path, help="corpus (BIWI layout) whose unseen subjects' takes to classify")
     parser.add_argument("--clips", type=int, default=300, help="at most this many held-out utterances")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--narrow-band", action="store_true", help="hear every clip as an 8 kHz recording of it would hold it (nothing above 4 kHz)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -189,11 +199,11 @@ def main() -> int:
         encoder = EmotionEncoder(resolve_source(info.config.emotion_encoder, args.bundle, "emotion encoder"))
         if args.ear == "hearing" and (args.bundle / HEARING).is_file():
             hearing = EmotionHearing.load(args.bundle / HEARING)
-    ear = Ear(encoder, hearing)
+    ear = Ear(encoder, hearing, args.narrow_band)
     labels = ear.labels
     report: dict = {"bundle": args.bundle.name, "ear": "emotion hearing" if hearing is not None else "emotion encoder",
-                    "encoder": args.encoder.name if args.encoder else "the bundle's", "labels": labels}
-    print(f"asking the {report['ear']} of {args.encoder or args.bundle}")
+                    "encoder": args.encoder.name if args.encoder else "the bundle's", "labels": labels, "narrow_band": args.narrow_band}
+    print(f"asking the {report['ear']} of {args.encoder or args.bundle}" + (", every clip narrowed to what an 8 kHz recording holds" if args.narrow_band else ""))
     if (EMODB / "labels.csv").is_file():
         report["emodb"] = classify(ear, emodb_items(EMODB), labels, allowed=SHARED, group=lambda path: "speaker " + Path(path).name[:2])
     else:

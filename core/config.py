@@ -56,6 +56,9 @@ class ModelConfig:
     # the motion's overall size and gives it the corpus's balance between the axes
     # (training/head_balance.py, `talking-head bundle head-balance`); None: as Gh makes them.
     head_axis_balance: list[float] | None = None
+    # The mean over the corpus's training takes of the head amplitude the heard emotion gives
+    # (core/emotion_direction.py heard_amplitude divides by it; `bundle head-balance` writes it).
+    heard_head_amplitude_mean: float | None = None
     # Ablation switches (METHOD.md section 7): drop Ln, drop Lcon, drop the head synthesizer,
     # or drop the emotion stage altogether (the FaceFormer-style baseline).
     single_stage: bool = False
@@ -102,6 +105,8 @@ class ModelConfig:
             _check(self, name, isinstance(getattr(self, name), bool), "true or false")
         _check(self, "head_axis_balance", self.head_axis_balance is None or (isinstance(self.head_axis_balance, (list, tuple)) and len(self.head_axis_balance) == 3
                and all(_is_number(g) and 0 <= g < 100 for g in self.head_axis_balance)), "null or a list of 3 numbers from 0 to 100 (x, y, z)")
+        _check(self, "heard_head_amplitude_mean", self.heard_head_amplitude_mean is None or (
+            _is_number(self.heard_head_amplitude_mean) and 0.1 <= self.heard_head_amplitude_mean <= 10), "null or a number from 0.1 to 10")
         _check(self, "pivot", self.pivot is None or (isinstance(self.pivot, (list, tuple)) and len(self.pivot) == 3 and all(map(_is_number, self.pivot))),
                "null or a list of 3 numbers")
         _check(self, "landmarks", self.landmarks is None or (isinstance(self.landmarks, dict) and all(

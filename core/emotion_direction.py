@@ -401,7 +401,7 @@ def corpus_head_ratios(prototypes: EmotionPrototypes | None) -> np.ndarray | Non
     return corpus / neutral
 
 
-def heard_amplitude(heard: np.ndarray, labels: list[str], prototypes: EmotionPrototypes | None) -> np.ndarray | None:
+def heard_amplitude(heard: np.ndarray, labels: list[str], prototypes: EmotionPrototypes | None, mean: float | None = None) -> np.ndarray | None:
     """(N,) the head amplitude of a voice heard as `heard` (N, C) (core/emotion_hearing.py):
     a = sum_c p_c r_c, r_c the corpus's head amplitude of class c over its neutral takes'
     (`corpus_head_ratios`), so a voice heard neutral keeps Gh's motion and one heard angry moves
@@ -409,12 +409,16 @@ def heard_amplitude(heard: np.ndarray, labels: list[str], prototypes: EmotionPro
     ratios and not the gains g_c of a directed emotion: a directed take feeds Gh the class's
     prototype and g_c corrects what Gh makes of that; here Gh reads the voice, whose features
     the emotion encoder hears alike for every class (README, Head motion), so its motion is the
-    neutral takes' and the corpus's own ratio is what is missing. None without those ratios or
-    with other labels."""
+    neutral takes' and the corpus's own ratio is what is missing. `mean`: the mean of a over the
+    corpus's training takes (config.json `heard_head_amplitude_mean`, `bundle head-balance`), by
+    which a is divided: Gh's motion matches the corpus's average take, not its neutral ones, and
+    no voice is ever heard wholly neutral, so undivided a raised every take (the revoiced corpus's
+    neutral takes by 18%). None without those ratios or with other labels."""
     ratios = corpus_head_ratios(prototypes)
     if ratios is None or list(labels) != list(prototypes.labels):
         return None
-    return np.asarray(heard, dtype=np.float64) @ ratios
+    amplitude = np.asarray(heard, dtype=np.float64) @ ratios
+    return amplitude if mean is None else amplitude / mean
 
 
 def check_direction(direction: EmotionDirection | None, prototypes: EmotionPrototypes | None, bundle: str = "the bundle") -> None:

@@ -229,7 +229,7 @@ class Animator:
         if heard_emotion is not None:
             probs = torch.from_numpy(heard_emotion)
             # the voice's head moves as the corpus's takes of the heard emotion do
-            voice_amplitude = heard_amplitude(heard_emotion, bundle.emotion_hearing.labels, bundle.emotion_prototypes)
+            voice_amplitude = heard_amplitude(heard_emotion, bundle.emotion_hearing.labels, bundle.emotion_prototypes, cfg.heard_head_amplitude_mean)
         # a directed emotion's learned head-motion amplitude (when the bundle has it), the voice's share as heard
         rotation, translation = direct_head_motion(rotation, translation, direction, bundle.emotion_prototypes, cfg.fps, voice_amplitude)
         rotation = balance_head_motion(rotation, cfg.head_axis_balance)  # nod, turn and tilt in the corpus's proportions

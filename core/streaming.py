@@ -129,7 +129,7 @@ class Streamer:
         self.seed, self.with_head = seed, with_head and bundle.model.head is not None
         self.template = bundle.template.vertices.astype(np.float32)
         self.pivot = np.asarray(bundle.pivot, np.float32)
-        self.head_axis_balance = cfg.head_axis_balance
+        self.head_axis_balance, self.heard_head_amplitude_mean = cfg.head_axis_balance, cfg.heard_head_amplitude_mean
         self.faces = bundle.template.faces
         self.hearing = bundle.emotion_hearing
         self.prototypes = bundle.emotion_prototypes
@@ -242,7 +242,7 @@ class Streamer:
             add_expressions(emotional, None, self.prototypes, self.fps, probs, self.hearing.labels)
         rotation = motion.rotation[0].float().cpu().numpy()
         translation = motion.translation[0].float().cpu().numpy()
-        amplitude = None if self.hearing is None else heard_amplitude(probs, self.hearing.labels, self.prototypes)
+        amplitude = None if self.hearing is None else heard_amplitude(probs, self.hearing.labels, self.prototypes, self.heard_head_amplitude_mean)
         if amplitude is not None and len(rotation):  # the head moves as the heard emotion's takes do
             rotation, translation = scale_head_motion(rotation, translation, amplitude)
         rotation = balance_head_motion(rotation, self.head_axis_balance)  # as offline

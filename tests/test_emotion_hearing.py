@@ -73,6 +73,20 @@ def test_the_fit_hears_held_out_clips_of_each_class(hearing):
     assert np.mean([a == b for a, b in zip(answers, LABELS * 3)]) >= 0.8, answers
 
 
+def test_each_utterance_is_also_heard_as_an_8_khz_recording_holds_it(hearing):
+    from talking_head.training.emotion_hearing import narrow_band
+
+    y = voice("surprised", seed=4)
+    narrow = narrow_band(y)
+    spectrum = lambda x: np.abs(np.fft.rfft(x)) ** 2  # noqa: E731
+    freqs = np.fft.rfftfreq(len(y), 1 / 16_000)
+    assert len(narrow) == len(y)
+    assert spectrum(narrow)[freqs > 4_200].sum() < 1e-4 * spectrum(y)[freqs > 4_200].sum()  # nothing above 4 kHz
+    assert hearing.measure["examples"] == 2 * hearing.measure["utterances"] and hearing.measure["narrow_band_copies"]
+    answers = [LABELS[int(hearing.clip(narrow_band(voice(label, seed=100 + i))).argmax())] for i, label in enumerate(LABELS * 3)]
+    assert np.mean([a == b for a, b in zip(answers, LABELS * 3)]) >= 0.8, answers
+
+
 def test_a_take_is_heard_moment_by_moment(hearing):
     take = np.concatenate([voice("sad", seed=7), voice("sad", seed=9), voice("happy", seed=8), voice("happy", seed=10)])
     probs = hearing.take(take, 200, 25.0)
@@ -123,6 +137,7 @@ def test_heard_emotion_scales_the_head_as_the_corpus_classes_move():
     heard[:5, 0], heard[5:, 3] = 1.0, 1.0  # neutral, then angry
     amplitude = heard_amplitude(heard, LABELS, protos)
     assert np.allclose(amplitude, [1.0] * 5 + [1.5] * 5), "angry: the corpus's 1.8 over neutral's 1.2"
+    assert np.allclose(heard_amplitude(heard, LABELS, protos, mean=1.25), amplitude / 1.25), "relative to the corpus's average take"
 
     def turned(r):
         return 2 * half_angles_axes(matrices_to_quaternions(r.astype(np.float64)))[0]

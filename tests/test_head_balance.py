@@ -45,6 +45,8 @@ def test_rotations_turn_about_each_axis_times_its_factor():
 def test_a_bad_balance_in_config_is_refused_in_one_line(value):
     with pytest.raises(BundleError, match="head_axis_balance"):
         ModelConfig(n_vertices=10, subjects=["A"], head_axis_balance=value)
+    with pytest.raises(BundleError, match="heard_head_amplitude_mean"):
+        ModelConfig(n_vertices=10, subjects=["A"], heard_head_amplitude_mean=0.0)
 
 
 def test_a_take_turns_by_the_bundles_balance(tiny_bundle_dir, tmp_path, clip_3s):
@@ -106,11 +108,39 @@ def test_the_fit_measures_the_training_takes_and_writes_the_balance(posed, tmp_p
     assert "on 3 training takes" in out
     # the corpus only nods: all the motion goes to x, at the size Gh's motion had
     assert balance[0] > 0 and balance[1] == 0 and balance[2] == 0
+    assert json.loads((bundle / "config.json").read_text())["heard_head_amplitude_mean"] is None  # no emotion hearing to measure
     from talking_head.training.head_balance import measure_head_spread
 
     m = measure_head_spread(bundle, corpus, 3, tmp_path / "cache")
     assert m["takes"] == 3 and m["truth"][1] == pytest.approx(0, abs=1e-4) and m["truth"][0] > 0.1
     assert balance[0] == pytest.approx(np.linalg.norm(m["model"]) / m["model"][0], rel=1e-3)
+
+
+def test_with_a_hearing_the_fit_also_writes_the_mean_heard_amplitude(posed, tmp_path, capsys):
+    import shutil
+
+    from talking_head.core.emotion_direction import PROTOTYPES, EmotionPrototypes
+    from talking_head.core.emotion_hearing import FILE, NAMES, EmotionHearing
+
+    corpus, source = posed
+    bundle = tmp_path / "bundle"
+    shutil.copytree(source, bundle)
+    config = json.loads((bundle / "config.json").read_text())
+    (bundle / "config.json").write_text(json.dumps({**config, "head_trained": True}))
+    labels = config["emotion_labels"]
+    rng = np.random.default_rng(2)
+    ratios = dict(zip(labels, (1.0, 1.4, 0.8, 1.7, 1.6)))
+    EmotionPrototypes(labels, rng.normal(size=(len(labels), config["emotion_dim"])).astype(np.float32),
+                      expressions=np.zeros((len(labels), V, 3), np.float32),  # the head ratios are kept beside learned expressions
+                      expressions_measure={"head_amplitude_degrees": {k: {"corpus": v, "directed": 1.0, "takes": 4} for k, v in ratios.items()}}
+                      ).save(bundle / PROTOTYPES)
+    # random weights (for the test only): what matters is that every take is heard and averaged
+    EmotionHearing(labels, np.zeros(len(NAMES)), np.ones(len(NAMES)), rng.normal(size=(len(labels), len(NAMES))), np.zeros(len(labels))).save(bundle / FILE)
+    code, out, err = run_cli_captured(capsys, "bundle", "head-balance", str(bundle), "--data", str(corpus), "--clips", "3",
+                                      "--cache", str(tmp_path / "cache"))
+    assert code == 0, err
+    mean = json.loads((bundle / "config.json").read_text())["heard_head_amplitude_mean"]
+    assert 0.8 < mean < 1.7 and "heard head amplitude" in out  # a mix of the ratios
 
 
 def test_a_corpus_without_poses_is_refused_in_one_line(posed, tmp_path, capsys):

@@ -6,7 +6,14 @@ Measured on the corpus's training takes (never the test subsets the README repor
 take generated as `animate` makes it from the voice alone (the take's subject, noise seed = its
 position in the list), Gh's rotation vectors against the take's poses/CLIP.npz, the std over time
 per axis averaged over the takes on both sides. The heard emotion's and a directed emotion's
-amplitudes scale all axes alike, so they do not change the proportions and are left out here.
+amplitudes scale all axes alike, so they do not change the proportions and are left out of it.
+
+With an emotion hearing and the corpus's head ratios in the bundle, the same takes also give the
+mean of the heard head amplitude (core/emotion_direction.py `heard_amplitude`), which config.json
+`heard_head_amplitude_mean` holds and the heard amplitude is divided by: on the training takes Gh
+alone already moves as much as the corpus's average take (1.70 against 1.74 degrees, the norm
+over the axes, on the demo corpus), and no voice is heard wholly neutral, so the undivided
+amplitude raised every take. Run it again after `bundle hearing` or `bundle expressions`.
 """
 
 from __future__ import annotations
@@ -17,8 +24,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..core.audio import load_audio
 from ..core.bundle import ModelBundle
 from ..core.config import ModelConfig
+from ..core.emotion_direction import heard_amplitude
 from ..core.encoders import ContextEncoder, EmotionEncoder
 from ..core.errors import TalkingHeadError
 from ..core.geometry import half_angles_axes, matrices_to_quaternions
@@ -50,7 +59,9 @@ def spread_clips(clips: list, count: int) -> list:
 def measure_head_spread(bundle_dir: str | Path, data: str | Path, clips: int = 120, cache: str | Path | None = None,
                         progress: Callable[[int, int], None] | None = None) -> dict:
     """Per-axis std over time (degrees, averaged over takes) of the ground truth's and Gh's head
-    rotation on up to `clips` training takes of `data`. -> {"truth": [x, y, z], "model": [...], "takes": n}"""
+    rotation on up to `clips` training takes of `data`, and the mean heard head amplitude over
+    them (None without a hearing and head ratios).
+    -> {"truth": [x, y, z], "model": [...], "takes": n, "heard_amplitude_mean": a or None}"""
     bundle_dir, data = Path(bundle_dir), Path(data)
     bundle = ModelBundle.load(bundle_dir)
     cfg = bundle.config
@@ -69,7 +80,7 @@ def measure_head_spread(bundle_dir: str | Path, data: str | Path, clips: int = 1
     windows = (cfg.encode_window_s, cfg.encode_context_s)
     features = FeatureCache(cache / "features", ContextEncoder(bundle.encoder_source("context"), *windows),
                             EmotionEncoder(bundle.encoder_source("emotion"), *windows))
-    truth, model = [], []
+    truth, model, heard = [], [], []
     for done, clip in enumerate(takes):
         example = build_examples(corpus, [clip], features, list(cfg.subjects), cfg.k, cache, progress=False)[0]
         if example.has_pose:
@@ -77,22 +88,31 @@ def measure_head_spread(bundle_dir: str | Path, data: str | Path, clips: int = 1
             motion = bundle.model.generate(example.context[None], example.emotion[None], torch.tensor([example.subject]), noise=noise, with_head=True)
             truth.append(rotation_vectors(example.target.rotation.numpy()).std(axis=0))
             model.append(rotation_vectors(motion.rotation[0].float().numpy()).std(axis=0))
+            if bundle.emotion_hearing is not None:
+                n = len(example.target.rotation)
+                probs = bundle.emotion_hearing.take(load_audio(corpus.wav_path(clip.name)), n, cfg.fps)
+                amplitude = heard_amplitude(probs, bundle.emotion_hearing.labels, bundle.emotion_prototypes)
+                if amplitude is not None:
+                    heard.append(float(amplitude.mean()))
         if progress:
             progress(done + 1, len(takes))
     if not truth:
         raise HeadBalanceError(f"{data}: none of its training takes has a head pose")
-    return {"truth": np.degrees(np.mean(truth, axis=0)).tolist(), "model": np.degrees(np.mean(model, axis=0)).tolist(), "takes": len(truth)}
+    return {"truth": np.degrees(np.mean(truth, axis=0)).tolist(), "model": np.degrees(np.mean(model, axis=0)).tolist(), "takes": len(truth),
+            "heard_amplitude_mean": float(np.mean(heard)) if heard and len(heard) == len(truth) else None}
 
 
 def write_head_balance(bundle_dir: str | Path, data: str | Path, clips: int = 120, cache: str | Path | None = None,
                        progress: Callable[[int, int], None] | None = None) -> dict:
     """Measure (`measure_head_spread`, Gh as it is, whatever balance the bundle holds) and write
-    config.json's `head_axis_balance`. -> the measure with "balance" added"""
+    config.json's `head_axis_balance` and `heard_head_amplitude_mean`. -> the measure with "balance" added"""
     config_path = Path(bundle_dir) / "config.json"
     measure = measure_head_spread(bundle_dir, data, clips, cache, progress)
     balance = axis_balance(measure["truth"], measure["model"])
     config = ModelConfig.load(config_path)
     config.head_axis_balance = [round(float(b), 4) for b in balance]
+    mean = measure["heard_amplitude_mean"]
+    config.heard_head_amplitude_mean = None if mean is None else round(mean, 4)
     config.save(config_path)
     return {**measure, "balance": config.head_axis_balance}
 
