@@ -119,14 +119,23 @@ def scale_rotation(q: np.ndarray, amplitude: float | np.ndarray) -> np.ndarray:
     return np.concatenate([np.cos(half)[:, None], np.sin(half)[:, None] * axis], axis=1)
 
 
-def scale_rotation_axes(q: np.ndarray, gains: np.ndarray) -> np.ndarray:
-    """Each component of the rotations' vectors (x, y, z) times its gain (3,): for the few
-    degrees a head turns, each axis's angle times its own factor."""
+def quaternions_to_rotvecs(q: np.ndarray) -> np.ndarray:
+    """Unit quaternions (N, 4) -> rotation vectors (N, 3): the axis times the angle, in radians."""
     half, axis = half_angles_axes(q)
-    rotvec = 2 * half[:, None] * axis * np.asarray(gains, np.float64)
+    return 2 * half[:, None] * axis
+
+
+def rotvecs_to_quaternions(rotvec: np.ndarray) -> np.ndarray:
+    """Rotation vectors (N, 3) -> unit quaternions (N, 4)."""
     angle = np.linalg.norm(rotvec, axis=1)
     unit = rotvec / np.maximum(angle, 1e-12)[:, None]
     return np.concatenate([np.cos(angle / 2)[:, None], np.sin(angle / 2)[:, None] * unit], axis=1)
+
+
+def scale_rotation_axes(q: np.ndarray, gains: np.ndarray) -> np.ndarray:
+    """Each component of the rotations' vectors (x, y, z) times its gain (3,): for the few
+    degrees a head turns, each axis's angle times its own factor."""
+    return rotvecs_to_quaternions(quaternions_to_rotvecs(q) * np.asarray(gains, np.float64))
 
 
 # ---------------------------------------------------------------------------------------------

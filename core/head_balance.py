@@ -12,6 +12,12 @@ while its overall size (the norm over axes) stays what it was:
 
 (training/head_balance.py measures g and m; config.json `head_axis_balance` holds b; an axis
 the corpus never turns about gets 0). A bundle without it keeps Gh's motion as it is.
+
+Smoothing: Gh's head shakes from frame to frame (the std of its steps is 0.7-0.8 of its std over
+time; the corpus's 0.1-0.3). config.json `head_smoothing_s` (0: off) passes the rotation vectors
+and translation through a causal exponential average of that time constant, last of all, the
+same for a take and a stream (which carries the filter's state from block to block); the fit
+measures Gh smoothed and gives the amplitude the smoothing takes back in the balance.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .geometry import matrices_to_quaternions, quaternions_to_matrices, scale_rotation_axes
+from .geometry import matrices_to_quaternions, quaternions_to_matrices, quaternions_to_rotvecs, rotvecs_to_quaternions, scale_rotation_axes
 
 
 def axis_balance(truth_std: Sequence[float], model_std: Sequence[float]) -> np.ndarray:
@@ -40,4 +46,29 @@ def balance_head_motion(rotation: np.ndarray, balance: Sequence[float] | None) -
     return quaternions_to_matrices(scale_rotation_axes(q, np.asarray(balance, np.float64))).astype(rotation.dtype)
 
 
-__all__ = ["axis_balance", "balance_head_motion"]
+def smoothing_weight(seconds: float, fps: float) -> float:
+    """The weight of each new frame in an exponential average of time constant `seconds` (1: none)."""
+    return 1.0 if seconds <= 0 else float(1.0 - np.exp(-1.0 / (seconds * fps)))
+
+
+def smooth_head_motion(rotation: np.ndarray, translation: np.ndarray, weight: float,
+                       last: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
+    """(N, 3, 3) rotations and (N, 3) translations through a causal exponential average,
+    y_t = y_(t-1) + weight (x_t - y_(t-1)), on the rotation vectors. `last`: the previous frame's
+    filtered (rotation vector, translation), from the block before (a stream); without it the
+    first frame starts the average. -> rotation, translation, the new `last`"""
+    if weight >= 1.0 or len(rotation) == 0:
+        return rotation, translation, last
+    from scipy.signal import lfilter
+
+    rotvec = quaternions_to_rotvecs(matrices_to_quaternions(np.asarray(rotation, np.float64)))
+    moved = np.asarray(translation, np.float64)
+    start = (rotvec[0], moved[0]) if last is None else last
+    smoothed = []
+    for x, y0 in ((rotvec, start[0]), (moved, start[1])):
+        smoothed.append(lfilter([weight], [1.0, weight - 1.0], x, axis=0, zi=((1.0 - weight) * np.asarray(y0))[None, :])[0])
+    out = quaternions_to_matrices(rotvecs_to_quaternions(smoothed[0])).astype(rotation.dtype)
+    return out, smoothed[1].astype(translation.dtype), (smoothed[0][-1], smoothed[1][-1])
+
+
+__all__ = ["axis_balance", "balance_head_motion", "smooth_head_motion", "smoothing_weight"]

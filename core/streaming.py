@@ -50,7 +50,7 @@ import numpy as np
 import torch
 
 from .animation import Animation, add_head_motion
-from .head_balance import balance_head_motion
+from .head_balance import balance_head_motion, smooth_head_motion, smoothing_weight
 from .emotion_direction import add_expressions, heard_amplitude, scale_head_motion
 from .emotion_hearing import WINDOW_S, clip_features
 from .arkit import ARKIT_NAMES
@@ -130,6 +130,7 @@ class Streamer:
         self.template = bundle.template.vertices.astype(np.float32)
         self.pivot = np.asarray(bundle.pivot, np.float32)
         self.head_axis_balance, self.heard_head_amplitude_mean = cfg.head_axis_balance, cfg.heard_head_amplitude_mean
+        self.head_smoothing = smoothing_weight(cfg.head_smoothing_s, cfg.fps)
         self.faces = bundle.template.faces
         self.hearing = bundle.emotion_hearing
         self.prototypes = bundle.emotion_prototypes
@@ -145,6 +146,7 @@ class Streamer:
             self._warm_up()
         self._generator = GenerationStream(bundle.model, self._subject, self._person, self.with_head)
         self._recent_faces = np.zeros((0, len(self.template), 3), np.float32)  # the last frames' faces, for the ARKit solve
+        self._head_last = None  # the head smoothing's last filtered frame (rotation vector, translation)
         self._audio = np.zeros(0, np.float32)  # samples from `_audio_start` on
         self._audio_start = 0
         self.received = 0  # samples fed so far
@@ -246,6 +248,7 @@ class Streamer:
         if amplitude is not None and len(rotation):  # the head moves as the heard emotion's takes do
             rotation, translation = scale_head_motion(rotation, translation, amplitude)
         rotation = balance_head_motion(rotation, self.head_axis_balance)  # as offline
+        rotation, translation, self._head_last = smooth_head_motion(rotation, translation, self.head_smoothing, self._head_last)
         # v_t = R_t (ye_t - P) + P + tau_t  (METHOD.md section 6)
         vertices = add_head_motion(emotional, rotation, translation, self.pivot)
         arkit = [None] * len(emotional)

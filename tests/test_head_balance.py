@@ -11,7 +11,7 @@ from scipy.spatial.transform import Rotation
 
 from talking_head.core.config import ModelConfig
 from talking_head.core.errors import BundleError
-from talking_head.core.head_balance import axis_balance, balance_head_motion
+from talking_head.core.head_balance import axis_balance, balance_head_motion, smooth_head_motion, smoothing_weight
 
 from conftest import run_cli_captured
 from tiny_corpus import V, make_corpus
@@ -41,12 +41,39 @@ def test_rotations_turn_about_each_axis_times_its_factor():
     np.testing.assert_allclose(balance_head_motion(rotation, [1, 1, 1]), rotation, atol=1e-6)
 
 
+def test_smoothing_is_a_causal_average_that_a_stream_can_carry_from_block_to_block():
+    rng = np.random.default_rng(1)
+    rotvec = np.cumsum(rng.normal(0, 0.004, (60, 3)), axis=0)
+    rotation = Rotation.from_rotvec(rotvec).as_matrix().astype(np.float32)
+    moved = rng.normal(0, 0.001, (60, 3)).astype(np.float32)
+    assert smoothing_weight(0.0, 25) == 1.0 and smoothing_weight(0.14, 25) == pytest.approx(0.249, abs=1e-3)
+    same = smooth_head_motion(rotation, moved, 1.0)
+    assert same[0] is rotation and same[1] is moved  # 0 s: nothing changes
+    weight = smoothing_weight(0.14, 25)
+    out, out_moved, last = smooth_head_motion(rotation, moved, weight)
+    expected = [rotvec[0]]
+    for x in rotvec[1:]:
+        expected.append(expected[-1] + weight * (x - expected[-1]))
+    np.testing.assert_allclose(Rotation.from_matrix(out).as_rotvec(), expected, atol=1e-5)
+    steps = lambda r: np.diff(Rotation.from_matrix(r).as_rotvec(), axis=0).std()  # noqa: E731
+    assert steps(out) < 0.6 * steps(rotation)  # less shake
+    first = smooth_head_motion(rotation[:25], moved[:25], weight)
+    second = smooth_head_motion(rotation[25:], moved[25:], weight, first[2])
+    np.testing.assert_allclose(np.concatenate([first[0], second[0]]), out, atol=1e-6)  # in blocks, as a stream: the same
+    np.testing.assert_allclose(np.concatenate([first[1], second[1]]), out_moved, atol=1e-7)
+    changed = rotation.copy()
+    changed[40:] = np.eye(3)
+    np.testing.assert_allclose(smooth_head_motion(changed, moved, weight)[0][:40], out[:40], atol=1e-6)  # causal: no look-ahead
+
+
 @pytest.mark.parametrize("value", [[1.0, 2.0], [1.0, -0.5, 1.0], [1.0, float("nan"), 1.0], "1 1 1"])
 def test_a_bad_balance_in_config_is_refused_in_one_line(value):
     with pytest.raises(BundleError, match="head_axis_balance"):
         ModelConfig(n_vertices=10, subjects=["A"], head_axis_balance=value)
     with pytest.raises(BundleError, match="heard_head_amplitude_mean"):
         ModelConfig(n_vertices=10, subjects=["A"], heard_head_amplitude_mean=0.0)
+    with pytest.raises(BundleError, match="head_smoothing_s"):
+        ModelConfig(n_vertices=10, subjects=["A"], head_smoothing_s=-0.1)
 
 
 def test_a_take_turns_by_the_bundles_balance(tiny_bundle_dir, tmp_path, clip_3s):
@@ -76,6 +103,18 @@ def test_a_take_turns_by_the_bundles_balance(tiny_bundle_dir, tmp_path, clip_3s)
         frames = [f for start in range(0, len(samples), 3200) for f in streamer.feed(samples[start:start + 3200])] + streamer.finish()
         turned.append(Rotation.from_matrix(np.stack([f.rotation for f in frames])).as_rotvec())
     np.testing.assert_allclose(turned[1], turned[0] * [1.5, 1.0, 0.25], atol=1e-5)
+
+    # smoothing, last of all: the take's rotation vectors averaged; a stream's too, block after block
+    (bundle / "config.json").write_text(json.dumps({**config, "head_axis_balance": [1.5, 1.0, 0.25], "head_smoothing_s": 0.2}))
+    smoothed = Animator(ModelBundle.load(bundle)).animate(clip_3s, seed=3)
+    weight = smoothing_weight(0.2, 25)
+    expected = smooth_head_motion(balanced.rotation, balanced.translation, weight)
+    np.testing.assert_allclose(smoothed.rotation, expected[0], atol=1e-5)
+    np.testing.assert_allclose(smoothed.translation, expected[1], atol=1e-6)
+    streamer = Streamer(Animator(ModelBundle.load(bundle)), seed=3, warm_up=False)
+    frames = [f for start in range(0, len(samples), 3200) for f in streamer.feed(samples[start:start + 3200])] + streamer.finish()
+    raw = Rotation.from_rotvec(turned[1]).as_matrix().astype(np.float32)
+    np.testing.assert_allclose(np.stack([f.rotation for f in frames]), smooth_head_motion(raw, np.zeros((len(raw), 3), np.float32), weight)[0], atol=1e-5)
 
 
 @pytest.fixture(scope="module")
@@ -114,6 +153,17 @@ def test_the_fit_measures_the_training_takes_and_writes_the_balance(posed, tmp_p
     m = measure_head_spread(bundle, corpus, 3, tmp_path / "cache")
     assert m["takes"] == 3 and m["truth"][1] == pytest.approx(0, abs=1e-4) and m["truth"][0] > 0.1
     assert balance[0] == pytest.approx(np.linalg.norm(m["model"]) / m["model"][0], rel=1e-3)
+
+    code, out, err = run_cli_captured(capsys, "bundle", "head-balance", str(bundle), "--data", str(corpus), "--clips", "3",
+                                      "--cache", str(tmp_path / "cache"), "--smoothing", "0.2")
+    assert code == 0, err
+    written = json.loads((bundle / "config.json").read_text())
+    m = measure_head_spread(bundle, corpus, 3, tmp_path / "cache")  # now with the bundle's 0.2 s
+    assert written["head_smoothing_s"] == 0.2 and m["smoothing_s"] == 0.2 and m["smoothed"][0] < m["model"][0]
+    # the smoothed motion balanced back to the size Gh's had: all on x
+    assert written["head_axis_balance"][0] == pytest.approx(np.linalg.norm(m["model"]) / m["smoothed"][0], rel=1e-3)
+    code, _, err = run_cli_captured(capsys, "bundle", "head-balance", str(bundle), "--data", str(corpus), "--smoothing", "5")
+    assert code == 2 and "--smoothing must be 0 to 2 seconds" in err
 
 
 def test_with_a_hearing_the_fit_also_writes_the_mean_heard_amplitude(posed, tmp_path, capsys):

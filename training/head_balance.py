@@ -14,6 +14,9 @@ mean of the heard head amplitude (core/emotion_direction.py `heard_amplitude`), 
 alone already moves as much as the corpus's average take (1.70 against 1.74 degrees, the norm
 over the axes, on the demo corpus), and no voice is heard wholly neutral, so the undivided
 amplitude raised every take. Run it again after `bundle hearing` or `bundle expressions`.
+
+`--smoothing SECONDS` sets the head smoothing (core/head_balance.py) the balance is measured
+with; the balance then also gives back the amplitude the smoothing takes.
 """
 
 from __future__ import annotations
@@ -30,8 +33,8 @@ from ..core.config import ModelConfig
 from ..core.emotion_direction import heard_amplitude
 from ..core.encoders import ContextEncoder, EmotionEncoder
 from ..core.errors import TalkingHeadError
-from ..core.geometry import half_angles_axes, matrices_to_quaternions
-from ..core.head_balance import axis_balance
+from ..core.geometry import matrices_to_quaternions, quaternions_to_rotvecs
+from ..core.head_balance import axis_balance, smooth_head_motion, smoothing_weight
 from ..core.model import head_noise
 from .dataset import Corpus
 from .features import FeatureCache
@@ -44,8 +47,7 @@ class HeadBalanceError(TalkingHeadError):
 
 def rotation_vectors(rotation: np.ndarray) -> np.ndarray:
     """(N, 3, 3) rotations -> (N, 3) rotation vectors in radians (x nod, y turn, z tilt)."""
-    half, axis = half_angles_axes(matrices_to_quaternions(np.asarray(rotation, np.float64)))
-    return 2 * half[:, None] * axis
+    return quaternions_to_rotvecs(matrices_to_quaternions(np.asarray(rotation, np.float64)))
 
 
 def spread_clips(clips: list, count: int) -> list:
@@ -57,11 +59,12 @@ def spread_clips(clips: list, count: int) -> list:
 
 @torch.no_grad()
 def measure_head_spread(bundle_dir: str | Path, data: str | Path, clips: int = 120, cache: str | Path | None = None,
-                        progress: Callable[[int, int], None] | None = None) -> dict:
+                        progress: Callable[[int, int], None] | None = None, smoothing_s: float | None = None) -> dict:
     """Per-axis std over time (degrees, averaged over takes) of the ground truth's and Gh's head
-    rotation on up to `clips` training takes of `data`, and the mean heard head amplitude over
-    them (None without a hearing and head ratios).
-    -> {"truth": [x, y, z], "model": [...], "takes": n, "heard_amplitude_mean": a or None}"""
+    rotation on up to `clips` training takes of `data` (Gh's also smoothed with `smoothing_s`,
+    default the bundle's `head_smoothing_s`), and the mean heard head amplitude over them (None
+    without a hearing and head ratios). -> {"truth": [x, y, z], "model": [...], "smoothed":
+    [...], "takes": n, "heard_amplitude_mean": a or None, "smoothing_s": s}"""
     bundle_dir, data = Path(bundle_dir), Path(data)
     bundle = ModelBundle.load(bundle_dir)
     cfg = bundle.config
@@ -80,14 +83,18 @@ def measure_head_spread(bundle_dir: str | Path, data: str | Path, clips: int = 1
     windows = (cfg.encode_window_s, cfg.encode_context_s)
     features = FeatureCache(cache / "features", ContextEncoder(bundle.encoder_source("context"), *windows),
                             EmotionEncoder(bundle.encoder_source("emotion"), *windows))
-    truth, model, heard = [], [], []
+    smoothing_s = cfg.head_smoothing_s if smoothing_s is None else smoothing_s
+    weight = smoothing_weight(smoothing_s, cfg.fps)
+    truth, model, smoothed, heard = [], [], [], []
     for done, clip in enumerate(takes):
         example = build_examples(corpus, [clip], features, list(cfg.subjects), cfg.k, cache, progress=False)[0]
         if example.has_pose:
             noise = head_noise(done, example.emotion.shape[0], cfg.d_model, sigma=cfg.head_noise_sigma)
             motion = bundle.model.generate(example.context[None], example.emotion[None], torch.tensor([example.subject]), noise=noise, with_head=True)
             truth.append(rotation_vectors(example.target.rotation.numpy()).std(axis=0))
-            model.append(rotation_vectors(motion.rotation[0].float().numpy()).std(axis=0))
+            rotation = motion.rotation[0].float().numpy()
+            model.append(rotation_vectors(rotation).std(axis=0))
+            smoothed.append(rotation_vectors(smooth_head_motion(rotation, np.zeros((len(rotation), 3), np.float32), weight)[0]).std(axis=0))
             if bundle.emotion_hearing is not None:
                 n = len(example.target.rotation)
                 probs = bundle.emotion_hearing.take(load_audio(corpus.wav_path(clip.name)), n, cfg.fps)
@@ -98,21 +105,25 @@ def measure_head_spread(bundle_dir: str | Path, data: str | Path, clips: int = 1
             progress(done + 1, len(takes))
     if not truth:
         raise HeadBalanceError(f"{data}: none of its training takes has a head pose")
-    return {"truth": np.degrees(np.mean(truth, axis=0)).tolist(), "model": np.degrees(np.mean(model, axis=0)).tolist(), "takes": len(truth),
+    return {"truth": np.degrees(np.mean(truth, axis=0)).tolist(), "model": np.degrees(np.mean(model, axis=0)).tolist(),
+            "smoothed": np.degrees(np.mean(smoothed, axis=0)).tolist(), "smoothing_s": smoothing_s, "takes": len(truth),
             "heard_amplitude_mean": float(np.mean(heard)) if heard and len(heard) == len(truth) else None}
 
 
 def write_head_balance(bundle_dir: str | Path, data: str | Path, clips: int = 120, cache: str | Path | None = None,
-                       progress: Callable[[int, int], None] | None = None) -> dict:
+                       progress: Callable[[int, int], None] | None = None, smoothing_s: float | None = None) -> dict:
     """Measure (`measure_head_spread`, Gh as it is, whatever balance the bundle holds) and write
-    config.json's `head_axis_balance` and `heard_head_amplitude_mean`. -> the measure with "balance" added"""
+    config.json's `head_axis_balance`, `heard_head_amplitude_mean` and `head_smoothing_s`: the
+    balance gives Gh's smoothed motion the corpus's proportions at the size Gh's motion had before
+    smoothing. -> the measure with "balance" added"""
     config_path = Path(bundle_dir) / "config.json"
-    measure = measure_head_spread(bundle_dir, data, clips, cache, progress)
-    balance = axis_balance(measure["truth"], measure["model"])
+    measure = measure_head_spread(bundle_dir, data, clips, cache, progress, smoothing_s)
+    balance = axis_balance(measure["truth"], measure["smoothed"]) * (np.linalg.norm(measure["model"]) / np.linalg.norm(measure["smoothed"]))
     config = ModelConfig.load(config_path)
     config.head_axis_balance = [round(float(b), 4) for b in balance]
     mean = measure["heard_amplitude_mean"]
     config.heard_head_amplitude_mean = None if mean is None else round(mean, 4)
+    config.head_smoothing_s = float(measure["smoothing_s"])
     config.save(config_path)
     return {**measure, "balance": config.head_axis_balance}
 
