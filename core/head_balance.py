@@ -59,16 +59,15 @@ def smooth_head_motion(rotation: np.ndarray, translation: np.ndarray, weight: fl
     first frame starts the average. -> rotation, translation, the new `last`"""
     if weight >= 1.0 or len(rotation) == 0:
         return rotation, translation, last
-    from scipy.signal import lfilter
-
     rotvec = quaternions_to_rotvecs(matrices_to_quaternions(np.asarray(rotation, np.float64)))
-    moved = np.asarray(translation, np.float64)
-    start = (rotvec[0], moved[0]) if last is None else last
-    smoothed = []
-    for x, y0 in ((rotvec, start[0]), (moved, start[1])):
-        smoothed.append(lfilter([weight], [1.0, weight - 1.0], x, axis=0, zi=((1.0 - weight) * np.asarray(y0))[None, :])[0])
-    out = quaternions_to_matrices(rotvecs_to_quaternions(smoothed[0])).astype(rotation.dtype)
-    return out, smoothed[1].astype(translation.dtype), (smoothed[0][-1], smoothed[1][-1])
+    x = np.concatenate([rotvec, np.asarray(translation, np.float64)], axis=1)  # (N, 6)
+    y = np.empty_like(x)
+    previous = x[0] if last is None else np.concatenate(last)
+    for t in range(len(x)):  # a plain loop: scipy.signal's filter costs a second of import in every animate
+        previous = previous + weight * (x[t] - previous)
+        y[t] = previous
+    out = quaternions_to_matrices(rotvecs_to_quaternions(y[:, :3])).astype(rotation.dtype)
+    return out, y[:, 3:].astype(translation.dtype), (y[-1, :3].copy(), y[-1, 3:].copy())
 
 
 __all__ = ["axis_balance", "balance_head_motion", "smooth_head_motion", "smoothing_weight"]
