@@ -90,7 +90,7 @@ def model_rotations(animator, samples: np.ndarray, seeds: list[int], subject: st
     emotion hearing when it has one, which also scales the head as `animate` does, else the
     emotion encoder whose features Gh reads). The bundle's head_axis_balance and head_smoothing_s apply, as in `animate`."""
     from talking_head.core.emotion_direction import heard_amplitude, scale_head_motion
-    from talking_head.core.head_balance import balance_head_motion, smooth_head_motion, smoothing_weight
+    from talking_head.core.head_balance import finish_head_motion
     from talking_head.core.audio import frame_count
     from talking_head.core.model import head_noise, interpolate_frames
 
@@ -113,8 +113,7 @@ def model_rotations(animator, samples: np.ndarray, seeds: list[int], subject: st
         amplitude = None if hearing is None else heard_amplitude(probs.numpy(), hearing.labels, bundle.emotion_prototypes, cfg.heard_head_amplitude_mean)
         if amplitude is not None:
             rotation = scale_head_motion(rotation, np.zeros((len(rotation), 3), np.float32), amplitude)[0]
-        rotation = balance_head_motion(rotation, cfg.head_axis_balance)
-        out.append(smooth_head_motion(rotation, np.zeros((len(rotation), 3), np.float32), smoothing_weight(cfg.head_smoothing_s, cfg.fps))[0])
+        out.append(finish_head_motion(rotation, np.zeros((len(rotation), 3), np.float32), cfg)[0])
     return np.stack(out)
 
 

@@ -52,8 +52,8 @@ class ModelConfig:
     # Gh's noise z smoothed over time: a Gaussian of this many audio steps (sigma; 0: i.i.d. per
     # step, as METHOD.md). Per-step noise made the demo's head jitter frame to frame.
     head_noise_sigma: float = 0.0
-    # Gh's rotation angles about x (nod), y (turn), z (tilt) times these factors, whose effect keeps
-    # the motion's overall size and gives it the corpus's balance between the axes
+    # Gh's rotation angles about x (nod), y (turn), z (tilt) times these factors: the corpus's
+    # balance between the axes at the size Gh's motion had before smoothing
     # (training/head_balance.py, `talking-head bundle head-balance`); None: as Gh makes them.
     head_axis_balance: list[float] | None = None
     # The mean over the corpus's training takes of the head amplitude the heard emotion gives

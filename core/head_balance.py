@@ -26,6 +26,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .config import ModelConfig
 from .geometry import matrices_to_quaternions, quaternions_to_matrices, quaternions_to_rotvecs, rotvecs_to_quaternions, scale_rotation_axes
 
 
@@ -70,4 +71,12 @@ def smooth_head_motion(rotation: np.ndarray, translation: np.ndarray, weight: fl
     return out, y[:, 3:].astype(translation.dtype), (y[-1, :3].copy(), y[-1, 3:].copy())
 
 
-__all__ = ["axis_balance", "balance_head_motion", "smooth_head_motion", "smoothing_weight"]
+def finish_head_motion(rotation: np.ndarray, translation: np.ndarray, config: ModelConfig,
+                       last: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
+    """The bundle's last steps on head motion, after the emotion's amplitude: the balance between
+    the axes, then the smoothing (`last`: a stream's previous block's). -> rotation, translation, last"""
+    rotation = balance_head_motion(rotation, config.head_axis_balance)
+    return smooth_head_motion(rotation, translation, smoothing_weight(config.head_smoothing_s, config.fps), last)
+
+
+__all__ = ["axis_balance", "balance_head_motion", "finish_head_motion", "smooth_head_motion", "smoothing_weight"]

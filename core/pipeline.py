@@ -17,7 +17,7 @@ from .arkit import ARKIT_NAMES, ArkitSolver, TemplateLandmarksError, template_ar
 from .audio import SAMPLE_RATE, frame_count, load_audio
 from .bundle import ModelBundle
 from .device import resolve_device, resolve_precision
-from .head_balance import balance_head_motion, smooth_head_motion, smoothing_weight
+from .head_balance import finish_head_motion
 from .emotion_direction import EmotionDirection, add_expressions, check_heard, direct, direct_head_motion, heard_amplitude
 from .eyes import SKIPPED, EyeMotion, add_eyes, eye_motion
 from .model import head_noise, interpolate_frames
@@ -232,8 +232,7 @@ class Animator:
             voice_amplitude = heard_amplitude(heard_emotion, bundle.emotion_hearing.labels, bundle.emotion_prototypes, cfg.heard_head_amplitude_mean)
         # a directed emotion's learned head-motion amplitude (when the bundle has it), the voice's share as heard
         rotation, translation = direct_head_motion(rotation, translation, direction, bundle.emotion_prototypes, cfg.fps, voice_amplitude)
-        rotation = balance_head_motion(rotation, cfg.head_axis_balance)  # nod, turn and tilt in the corpus's proportions
-        rotation, translation, _ = smooth_head_motion(rotation, translation, smoothing_weight(cfg.head_smoothing_s, cfg.fps))  # less shake
+        rotation, translation, _ = finish_head_motion(rotation, translation, cfg)  # nod, turn and tilt in the corpus's proportions, less shake
         del motion  # on a GPU, its tensors; on the CPU the arrays above keep their memory
         pivot = bundle.pivot
         # v_t = R_t (ye_t - P) + P + tau_t  (METHOD.md section 6)

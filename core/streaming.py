@@ -50,7 +50,7 @@ import numpy as np
 import torch
 
 from .animation import Animation, add_head_motion
-from .head_balance import balance_head_motion, smooth_head_motion, smoothing_weight
+from .head_balance import finish_head_motion
 from .emotion_direction import add_expressions, heard_amplitude, scale_head_motion
 from .emotion_hearing import WINDOW_S, clip_features
 from .arkit import ARKIT_NAMES
@@ -129,8 +129,7 @@ class Streamer:
         self.seed, self.with_head = seed, with_head and bundle.model.head is not None
         self.template = bundle.template.vertices.astype(np.float32)
         self.pivot = np.asarray(bundle.pivot, np.float32)
-        self.head_axis_balance, self.heard_head_amplitude_mean = cfg.head_axis_balance, cfg.heard_head_amplitude_mean
-        self.head_smoothing = smoothing_weight(cfg.head_smoothing_s, cfg.fps)
+        self.config = cfg
         self.faces = bundle.template.faces
         self.hearing = bundle.emotion_hearing
         self.prototypes = bundle.emotion_prototypes
@@ -244,11 +243,10 @@ class Streamer:
             add_expressions(emotional, None, self.prototypes, self.fps, probs, self.hearing.labels)
         rotation = motion.rotation[0].float().cpu().numpy()
         translation = motion.translation[0].float().cpu().numpy()
-        amplitude = None if self.hearing is None else heard_amplitude(probs, self.hearing.labels, self.prototypes, self.heard_head_amplitude_mean)
+        amplitude = None if self.hearing is None else heard_amplitude(probs, self.hearing.labels, self.prototypes, self.config.heard_head_amplitude_mean)
         if amplitude is not None and len(rotation):  # the head moves as the heard emotion's takes do
             rotation, translation = scale_head_motion(rotation, translation, amplitude)
-        rotation = balance_head_motion(rotation, self.head_axis_balance)  # as offline
-        rotation, translation, self._head_last = smooth_head_motion(rotation, translation, self.head_smoothing, self._head_last)
+        rotation, translation, self._head_last = finish_head_motion(rotation, translation, self.config, self._head_last)  # as offline
         # v_t = R_t (ye_t - P) + P + tau_t  (METHOD.md section 6)
         vertices = add_head_motion(emotional, rotation, translation, self.pivot)
         arkit = [None] * len(emotional)
