@@ -68,13 +68,6 @@ def jitter(angles: np.ndarray) -> np.ndarray:
     return (np.diff(a, axis=1).std(axis=1) / np.maximum(a.std(axis=1), 1e-9)).mean(axis=0)
 
 
-def spread(items: list, count: int) -> list:
-    """At most `count` of `items`, evenly spread over them (first and last kept)."""
-    if len(items) <= count:
-        return list(items)
-    return [items[int(i)] for i in np.linspace(0, len(items) - 1, count).round().astype(int)]
-
-
 def axes(values: np.ndarray) -> dict[str, float]:
     return {axis: round(float(v), 4) for axis, v in zip(AXES, values)}
 
@@ -128,6 +121,7 @@ def clip_figures(animator, path: Path, seeds: list[int]) -> dict:
 def corpus_figures(animator, data: Path, clips_per_subset: int) -> dict:
     from talking_head.core.audio import load_audio
     from talking_head.training.dataset import SUBSETS, Corpus
+    from talking_head.training.head_balance import spread_clips
 
     corpus = Corpus(data)
     if not corpus.has_poses:
@@ -136,7 +130,7 @@ def corpus_figures(animator, data: Path, clips_per_subset: int) -> dict:
     pooled: dict[str, dict[str, list]] = {"emotional": {"truth": [], "model": [], "heard": []}, "neutral": {"truth": [], "model": [], "heard": []}}
     for subset in SUBSETS:
         truth_rows, model_rows, truth_jitter, model_jitter, heard = [], [], [], [], []
-        for clip in spread(corpus.subset(subset), clips_per_subset):
+        for clip in spread_clips(corpus.subset(subset), clips_per_subset):
             poses = corpus.poses(clip.name)
             if poses is None:
                 continue
