@@ -192,6 +192,33 @@ def test_silero_finds_the_pause_between_two_sentences(spoken):
     assert any(start <= seconds + 0.2 and end >= seconds + 0.8 for start, end in gaps), segments
 
 
+def test_voice_activity_edges_are_in_samples_not_tenths(spoken):
+    """Silence put before a clip moves its speech by exactly that much (silero-vad's seconds were
+    rounded to 0.1 s: a 64 ms shift moved the edges by 0 or 0.1 s)."""
+    samples, _ = spoken
+    shift = 1024  # two of silero's 512-sample windows: 64 ms
+    first = pauses.speech_segments(samples)
+    later = pauses.speech_segments(np.concatenate([np.zeros(shift, np.float32), samples]))
+    assert len(first) == len(later) >= 1
+    assert later[0][0] - first[0][0] == pytest.approx(shift / 16000, abs=1e-6), (first, later)
+
+
+def test_voice_activity_hears_a_short_quiet_word():
+    """A real 0.39 s digit at -33 dB, which silero-vad alone heard as silence (the mouth was then
+    brought to rest over the whole word); quiet noise stays silence."""
+    from talking_head.core.audio import load_audio
+
+    word = SHARED / "real_speech" / "fsdd" / "0_yweweler_12.wav"
+    if not word.is_file():
+        pytest.skip("no shared/real_speech next to the repository")
+    samples = load_audio(str(word))
+    segments = pauses.speech_segments(samples)
+    assert sum(b - a for a, b in segments) > 0.5 * len(samples) / 16000, segments
+    assert pauses.pauses_to_close(segments, len(samples) / 16000) == []
+    noise = (np.random.default_rng(0).normal(0, 1, 3 * 16000) * 10 ** (-50 / 20)).astype(np.float32)
+    assert pauses.speech_segments(noise) == [] and pauses.speech_segments(np.zeros(16000, np.float32)) == []
+
+
 def test_batched_voice_activity_finds_the_same_speech():
     """The sequence model (one call per block) against the stock frame-by-frame model, on real speech."""
     pytest.importorskip("onnxruntime")
