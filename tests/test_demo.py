@@ -69,6 +69,32 @@ def test_sample_clip_regenerates(tmp_path):
     assert again["seconds"] == pytest.approx(stored["seconds"], abs=0.25)
 
 
+def _f0_semitones(samples: np.ndarray) -> np.ndarray:
+    import pyworld
+
+    x = np.ascontiguousarray(samples, np.float64)
+    f0, times = pyworld.dio(x, 16_000)
+    f0 = pyworld.stonemask(x, f0, times, 16_000)
+    return 12 * np.log2(f0[f0 > 0] / 55.0)
+
+
+@pytest.mark.skipif(shutil.which("festival") is None, reason="needs festival (scripts/install-speech-tools.sh)")
+def test_hts_voice_speaks_the_pitch_it_is_given():
+    """Festival's HTS module ignores -fm and -jf: the demo voice spoke a happy passage's +2.5
+    semitones and wider range at its neutral pitch. Pitch and range are moved after synthesis,
+    timing untouched."""
+    from talking_head.training.corpus.speech import Prosody, Voice, synthesize
+
+    text, voice = "What a wonderful day, it finally works!", Voice("festival", "slt_hts")
+    plain = synthesize(text, voice)
+    raised = synthesize(text, voice, Prosody(pitch=4.0, pitch_range=1.6))
+    a, b = _f0_semitones(plain.samples), _f0_semitones(raised.samples)
+    assert np.median(b) - np.median(a) == pytest.approx(4.0, abs=0.4)
+    spread = lambda st: np.percentile(st, 90) - np.percentile(st, 10)  # noqa: E731
+    assert spread(b) / spread(a) == pytest.approx(1.6, abs=0.2)
+    assert len(raised.samples) == len(plain.samples) and raised.phones == plain.phones
+
+
 def test_demo_writes_the_take_the_arrays_and_a_preview(tmp_path, tiny_bundle_dir, capsys, one_thread):
     bpy = pytest.importorskip("bpy")
     clip = write_clip(tmp_path / "clip.wav", 2.0)

@@ -57,6 +57,11 @@ class Speech:
         return len(self.samples) / SAMPLE_RATE
 
 
+# Voices whose synthesiser cannot move pitch: WORLD moves it after synthesis, timing untouched
+# (measured before: slt_hts spoke +5 semitones and a doubled range at the same 174 Hz and range).
+HTS_PITCH_AFTER = ("slt_hts",)
+
+
 def synthesize(text: str, voice: Voice, prosody: Prosody = Prosody()) -> Speech:
     text = " ".join(text.replace('"', " ").replace("\\", " ").split())
     pitch = voice.pitch + prosody.pitch
@@ -74,6 +79,10 @@ def synthesize(text: str, voice: Voice, prosody: Prosody = Prosody()) -> Speech:
     samples = np.asarray(samples, np.float32)
     if rate_hz != SAMPLE_RATE:
         samples = soxr.resample(samples, rate_hz, SAMPLE_RATE, quality="HQ").astype(np.float32)
+    if voice.engine == "festival" and voice.name in HTS_PITCH_AFTER and (pitch != 0.0 or prosody.pitch_range != 1.0):
+        from .voice_warp import shift_pitch
+
+        samples = shift_pitch(samples, pitch, prosody.pitch_range)
     peak = float(np.abs(samples).max()) or 1.0
     samples = samples / peak * 0.5 * 10 ** (prosody.energy_db / 20)
     samples = np.clip(samples, -0.99, 0.99).astype(np.float32)
@@ -125,11 +134,10 @@ def _festival(text: str, voice: str, pitch: float, pitch_range: float, rate: flo
     with tempfile.TemporaryDirectory() as tmp:
         wav = Path(tmp) / "speech.wav"
         if voice == "slt_hts":
-            # HTS engine: -r speed, -fm additional half-tones, -jf weight of the log F0 global variance.
-            setup = (
-                f'(set! hts_engine_params (append hts_engine_params (list (list "-r" {rate:.4f}) '
-                f'(list "-fm" {pitch:.4f}) (list "-jf" {pitch_range:.4f}))))'
-            )
+            # Festival's HTS module passes only -r (speed) to the engine: -fm (half-tones) and -jf
+            # were ignored, so this voice spoke every pitch and range alike. synthesize() moves
+            # them afterwards (HTS_PITCH_AFTER).
+            setup = f'(set! hts_engine_params (append hts_engine_params (list (list "-r" {rate:.4f}))))'
         else:
             mean, std = 105.0 * 2 ** (pitch / 12), 14.0 * pitch_range * 2 ** (pitch / 12)
             setup = (

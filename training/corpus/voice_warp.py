@@ -103,6 +103,13 @@ def warp_voice(samples: np.ndarray, warp: Warp) -> np.ndarray:
     return match_level(y, x, warp.gain_db)
 
 
+def shift_pitch(samples: np.ndarray, semitones: float, pitch_range: float = 1.0) -> np.ndarray:
+    """16 kHz samples -> the same words, timing and length, with F0 `semitones` higher and its
+    movement around the median `pitch_range` times as wide (for a synthesiser that cannot)."""
+    y = warp_voice(samples, Warp(pitch=float(2 ** (semitones / 12)), pitch_range=pitch_range))
+    return np.pad(y, (0, max(0, len(samples) - len(y))))[: len(samples)]
+
+
 def _along_time(track: np.ndarray, position: np.ndarray) -> np.ndarray:
     """Linear interpolation of a (T, ...) track at fractional frame positions."""
     lo = np.floor(position).astype(int)
