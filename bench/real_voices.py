@@ -161,6 +161,24 @@ def mean_by_class(values: np.ndarray, phones: list[str], classes: dict[str, tupl
 
 # ---- measuring ----
 
+def at_phone_mix(values: np.ndarray, phones: list[str], mix: list[str], members: tuple[str, ...]) -> float | None:
+    """The mean of `values` (one per frame, labelled `phones`) over a class's `members`, each
+    phone weighted as often as it occurs in `mix` (another set's frame labels) instead of as in
+    `phones`; phones that `phones` lacks are left out. None when nothing is shared.
+
+    Why: a real set's class holds a few phones in its own proportions (FSDD's open vowels are the
+    ao of "four" and the ay of "five" and "nine"; the real sentences' are 14 of 34 frames ae), and
+    the synthetic set's mean over its own mix is no reference for them: aa opens 0.084, ae 0.053."""
+    phones, mix = np.asarray(phones), np.asarray(mix)
+    total, weight = 0.0, 0
+    for phone in members:
+        here, there = phones == phone, int((mix == phone).sum())
+        if here.any() and there:
+            total += float(values[here].mean()) * there
+            weight += there
+    return total / weight if weight else None
+
+
 def fsdd_clips(limit: int, speakers: tuple[str, ...] = FSDD_HELD_OUT) -> list[tuple[Path, list, str]]:
     """Up to `limit` aligned FSDD recordings of `speakers` (by default the two that no shipped
     encoder trains on), spread over speakers and digits (every k-th file): (wav, phones, text)."""
@@ -356,12 +374,14 @@ def visemes(animator, synthetic, real: dict[str, list], inventory, reading: Read
     """Per phone class, on the synthetic held-out voices and on each real set: lip opening, mouth
     narrowing (rest width minus width, corner to corner) and the class's score (`viseme_score`);
     each real set's score over synthetic's ("real / synthetic" for FSDD, "NAME / synthetic" for
-    the others; 1 = as well as on synthetic voices)."""
+    the others; 1 = as well as on synthetic voices), and over synthetic's at the real set's phone
+    mix (the same key + ", same phone mix"; `at_phone_mix`)."""
     from talking_head.core.alignment import TranscriptError
     from talking_head.core.audio import load_audio
 
     fps = animator.bundle.config.fps
-    out = {}
+    out: dict = {}
+    frames: dict = {}  # name -> (openings, narrowings, phones), frame by frame
     for name, items in (("synthetic held-out", synthetic), *real.items()):
         if not items:
             continue
@@ -381,12 +401,21 @@ def visemes(animator, synthetic, real: dict[str, list], inventory, reading: Read
         narrowed = mean_by_class(np.concatenate(narrowings), phones, VISEME_CLASSES)
         out[name] = {c: {"mean": opened[c]["mean"], "narrowing": narrowed[c]["mean"], "frames": opened[c]["frames"],
                          "score": viseme_score(c, opened[c]["mean"], narrowed[c]["mean"])} for c in VISEME_CLASSES}
+        frames[name] = (np.concatenate(openings), np.concatenate(narrowings), phones)
+    synthetic = frames.get("synthetic held-out")
     for name in [n for n in out if n != "synthetic held-out"]:
-        out["real / synthetic" if name == "real (FSDD)" else f"{name} / synthetic"] = {
+        key = "real / synthetic" if name == "real (FSDD)" else f"{name} / synthetic"
+        out[key] = {
             c: (out[name][c]["score"] / out["synthetic held-out"][c]["score"]
                 if out[name][c]["score"] is not None and out["synthetic held-out"][c]["score"] else None)
             for c in VISEME_CLASSES
         }
+        mixed = {}  # the synthetic voices' score at this set's phone mix (`at_phone_mix`)
+        for c, members in VISEME_CLASSES.items():
+            reference = viseme_score(c, at_phone_mix(synthetic[0], synthetic[2], frames[name][2], members),
+                                     at_phone_mix(synthetic[1], synthetic[2], frames[name][2], members))
+            mixed[c] = out[name][c]["score"] / reference if out[name][c]["score"] is not None and reference else None
+        out[key + ", same phone mix"] = mixed
     return out
 
 
@@ -548,7 +577,8 @@ def main() -> int:
               f"   speaking {_f(r['speaking'])} ({r['speaking frames']} frames)")
     if "visemes" in report:
         v = report["visemes"]
-        print("per phone class: lip opening / mouth narrowing (frames); score ratio to synthetic (closing classes: 1/opening, "
+        print("per phone class: lip opening / mouth narrowing (frames); score ratio to synthetic [to synthetic at the real set's "
+              "phone mix] (closing classes: 1/opening, "
               "open vowels: opening, rounded: narrowing)")
         print("  class              synthetic held-out    | FSDD                      ratio | real sentences (11 s clip, --labelled)  ratio")
         for c in VISEME_CLASSES:
@@ -557,7 +587,8 @@ def main() -> int:
                 if name in v:
                     r = v[name][c]
                     narrowing = "-" if r["narrowing"] is None else f"{r['narrowing']:.4f}"
-                    line += f" {_f(r['mean'])} / {narrowing} ({r['frames']})" + (f" {_f(v[ratio][c])} |" if ratio else " |")
+                    line += f" {_f(r['mean'])} / {narrowing} ({r['frames']})" + (
+                        f" {_f(v[ratio][c])} [{_f(v[ratio + ', same phone mix'][c])}] |" if ratio else " |")
             print(line)
     for k, val in report["ctc"].items():
         print(f"  {k}: {_f(val)}")

@@ -78,6 +78,16 @@ def test_lip_opening_is_averaged_per_phone_class(bench):
     assert out["none"] == {"mean": None, "frames": 0}
 
 
+def test_synthetic_reference_at_the_real_sets_phone_mix(bench):
+    values = np.array([0.08, 0.08, 0.05, 0.05, 0.05, 0.07])
+    phones = ["aa", "aa", "ae", "ae", "ae", "ow"]
+    members = ("aa", "ae", "ay")
+    assert bench.at_phone_mix(values, phones, phones, members) == pytest.approx((2 * 0.08 + 3 * 0.05) / 5)
+    # a real set of mostly ae: the reference is mostly ae's opening; its ay (absent here) is left out
+    assert bench.at_phone_mix(values, phones, ["ae"] * 9 + ["aa"] + ["ay"] * 5, members) == pytest.approx(0.053)
+    assert bench.at_phone_mix(values, phones, ["ay", "uw"], members) is None
+
+
 def test_hts_labels_read_plain_and_full_context(bench, tmp_path):
     (tmp_path / "a.wav").write_bytes(b"")
     (tmp_path / "a_phone.lab").write_text("0 1300000 x^x-sil+hh=iy@x_x/A:0\n1300000 2050000 x^sil-hh+iy=t@1_2/A:0\n")
