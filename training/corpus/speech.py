@@ -57,9 +57,16 @@ class Speech:
         return len(self.samples) / SAMPLE_RATE
 
 
-# Voices whose synthesiser cannot move pitch: WORLD moves it after synthesis, timing untouched
-# (measured before: slt_hts spoke +5 semitones and a doubled range at the same 174 Hz and range).
+# Voices whose synthesiser cannot move pitch as asked: WORLD moves it after synthesis, timing
+# untouched. Measured before: festival's slt_hts spoke +5 semitones and a doubled range at the
+# same 174 Hz and range (its HTS module passes only -r); espeak-ng's pitch parameter gave -2 to +3
+# semitones for -6 to +6 asked, by voice (en-us, en-us+f3).
 HTS_PITCH_AFTER = ("slt_hts",)
+
+
+def pitch_after(voice: Voice) -> bool:
+    """True when `synthesize` moves this voice's pitch and range with WORLD after synthesis."""
+    return voice.engine == "espeak" or (voice.engine == "festival" and voice.name in HTS_PITCH_AFTER)
 
 
 def synthesize(text: str, voice: Voice, prosody: Prosody = Prosody()) -> Speech:
@@ -71,7 +78,7 @@ def synthesize(text: str, voice: Voice, prosody: Prosody = Prosody()) -> Speech:
     elif voice.engine == "flite":
         samples, rate_hz, ends = _flite(text, voice.name, pitch, prosody.pitch_range, rate)
     elif voice.engine == "espeak":
-        samples, rate_hz, ends = _espeak(text, voice.name, pitch, prosody.pitch_range, rate)
+        samples, rate_hz, ends = _espeak(text, voice.name, rate)  # pitch and range: below
     else:
         raise SpeechToolError(f"unknown speech engine {voice.engine!r} (use festival, flite or espeak)")
     import soxr
@@ -79,7 +86,7 @@ def synthesize(text: str, voice: Voice, prosody: Prosody = Prosody()) -> Speech:
     samples = np.asarray(samples, np.float32)
     if rate_hz != SAMPLE_RATE:
         samples = soxr.resample(samples, rate_hz, SAMPLE_RATE, quality="HQ").astype(np.float32)
-    if voice.engine == "festival" and voice.name in HTS_PITCH_AFTER and (pitch != 0.0 or prosody.pitch_range != 1.0):
+    if pitch_after(voice) and (pitch != 0.0 or prosody.pitch_range != 1.0):
         from .voice_warp import shift_pitch
 
         samples = shift_pitch(samples, pitch, prosody.pitch_range)
@@ -236,7 +243,7 @@ def _espeak_library():
     return _espeak_state
 
 
-def _espeak(text: str, voice: str, pitch: float, pitch_range: float, rate: float):
+def _espeak(text: str, voice: str, rate: float):
     state = _espeak_library()
     lib = state["lib"]
     if lib.espeak_SetVoiceByName(voice.encode()) != 0:
@@ -244,8 +251,8 @@ def _espeak(text: str, voice: str, pitch: float, pitch_range: float, rate: float
     # espeakRATE=1 (words/min), espeakVOLUME=2, espeakPITCH=3 (0-99), espeakRANGE=4 (0-99)
     lib.espeak_SetParameter(1, int(round(165 * rate)), 0)
     lib.espeak_SetParameter(2, 100, 0)
-    lib.espeak_SetParameter(3, int(np.clip(round(50 + 3.0 * pitch), 0, 99)), 0)
-    lib.espeak_SetParameter(4, int(np.clip(round(50 * pitch_range), 0, 99)), 0)
+    lib.espeak_SetParameter(3, 50, 0)  # the voice's own pitch and range: synthesize() moves them (pitch_after)
+    lib.espeak_SetParameter(4, 50, 0)
     state["chunks"].clear()
     state["events"].clear()
     data = text.encode("utf-8")
