@@ -397,11 +397,11 @@ def visemes(animator, synthetic, real: dict[str, list], inventory, reading: Read
             openings.append(opening)
             narrowings.append(narrowing)
             phones += [inventory[i] for i in labels_at(ph, (np.arange(len(opening)) + 0.5) / fps, inventory)]
-        opened = mean_by_class(np.concatenate(openings), phones, VISEME_CLASSES)
-        narrowed = mean_by_class(np.concatenate(narrowings), phones, VISEME_CLASSES)
+        frames[name] = (np.concatenate(openings), np.concatenate(narrowings), phones)
+        opened = mean_by_class(frames[name][0], phones, VISEME_CLASSES)
+        narrowed = mean_by_class(frames[name][1], phones, VISEME_CLASSES)
         out[name] = {c: {"mean": opened[c]["mean"], "narrowing": narrowed[c]["mean"], "frames": opened[c]["frames"],
                          "score": viseme_score(c, opened[c]["mean"], narrowed[c]["mean"])} for c in VISEME_CLASSES}
-        frames[name] = (np.concatenate(openings), np.concatenate(narrowings), phones)
     synthetic = frames.get("synthetic held-out")
     for name in [n for n in out if n != "synthetic held-out"]:
         key = "real / synthetic" if name == "real (FSDD)" else f"{name} / synthetic"

@@ -143,7 +143,7 @@ def _festival(text: str, voice: str, pitch: float, pitch_range: float, rate: flo
         if voice == "slt_hts":
             # Festival's HTS module passes only -r (speed) to the engine: -fm (half-tones) and -jf
             # were ignored, so this voice spoke every pitch and range alike. synthesize() moves
-            # them afterwards (HTS_PITCH_AFTER).
+            # them afterwards (pitch_after).
             setup = f'(set! hts_engine_params (append hts_engine_params (list (list "-r" {rate:.4f}))))'
         else:
             mean, std = 105.0 * 2 ** (pitch / 12), 14.0 * pitch_range * 2 ** (pitch / 12)
