@@ -125,6 +125,11 @@ def quaternions_to_rotvecs(q: np.ndarray) -> np.ndarray:
     return 2 * half[:, None] * axis
 
 
+def matrices_to_rotvecs(rotation: np.ndarray) -> np.ndarray:
+    """(N, 3, 3) rotations -> (N, 3) rotation vectors in radians (x nod, y turn, z tilt for a head)."""
+    return quaternions_to_rotvecs(matrices_to_quaternions(np.asarray(rotation, np.float64)))
+
+
 def rotvecs_to_quaternions(rotvec: np.ndarray) -> np.ndarray:
     """Rotation vectors (N, 3) -> unit quaternions (N, 4)."""
     angle = np.linalg.norm(rotvec, axis=1)

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .config import ModelConfig
-from .geometry import matrices_to_quaternions, quaternions_to_matrices, quaternions_to_rotvecs, rotvecs_to_quaternions, scale_rotation_axes
+from .geometry import matrices_to_quaternions, matrices_to_rotvecs, quaternions_to_matrices, rotvecs_to_quaternions, scale_rotation_axes
 
 
 def axis_balance(truth_std: Sequence[float], model_std: Sequence[float]) -> np.ndarray:
@@ -60,7 +60,7 @@ def smooth_head_motion(rotation: np.ndarray, translation: np.ndarray, weight: fl
     first frame starts the average. -> rotation, translation, the new `last`"""
     if weight >= 1.0 or len(rotation) == 0:
         return rotation, translation, last
-    rotvec = quaternions_to_rotvecs(matrices_to_quaternions(np.asarray(rotation, np.float64)))
+    rotvec = matrices_to_rotvecs(rotation)
     x = np.concatenate([rotvec, np.asarray(translation, np.float64)], axis=1)  # (N, 6)
     y = np.empty_like(x)
     previous = x[0] if last is None else np.concatenate(last)

@@ -43,7 +43,7 @@ from ..core.bundle import ModelBundle
 from ..core.emotion_direction import PROTOTYPES, EmotionPrototypes, add_shapes, mix_prototypes
 from ..core.encoders import ContextEncoder, EmotionEncoder
 from ..core.errors import TalkingHeadError
-from ..core.geometry import matrices_to_quaternions, quaternions_to_rotvecs
+from ..core.geometry import matrices_to_rotvecs
 from ..core.model import FaceMotion, head_noise
 from .corpus.emotions import EMOTIONS
 from .dataset import Clip, Corpus
@@ -92,7 +92,7 @@ def _directed_take(bundle: ModelBundle, example: Example, weights: np.ndarray, s
 def head_amplitude(rotation: np.ndarray) -> float:
     """How much a head moves over a take: the norm over axes of the std over time of its
     rotation vectors (N, 3, 3) -> radians."""
-    rotvec = quaternions_to_rotvecs(matrices_to_quaternions(np.asarray(rotation, np.float64)))
+    rotvec = matrices_to_rotvecs(rotation)
     return float(np.sqrt(rotvec.var(axis=0).sum()))
 
 

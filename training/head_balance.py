@@ -33,7 +33,7 @@ from ..core.config import ModelConfig
 from ..core.emotion_direction import heard_amplitude
 from ..core.encoders import ContextEncoder, EmotionEncoder
 from ..core.errors import TalkingHeadError
-from ..core.geometry import matrices_to_quaternions, quaternions_to_rotvecs
+from ..core.geometry import matrices_to_rotvecs
 from ..core.head_balance import axis_balance, smooth_head_motion, smoothing_weight
 from ..core.model import head_noise
 from .dataset import Corpus
@@ -43,11 +43,6 @@ from .training_data import build_examples
 
 class HeadBalanceError(TalkingHeadError):
     """The bundle or corpus cannot give a head balance (no Gh, no poses, no training takes)."""
-
-
-def rotation_vectors(rotation: np.ndarray) -> np.ndarray:
-    """(N, 3, 3) rotations -> (N, 3) rotation vectors in radians (x nod, y turn, z tilt)."""
-    return quaternions_to_rotvecs(matrices_to_quaternions(np.asarray(rotation, np.float64)))
 
 
 def spread_clips(clips: list, count: int) -> list:
@@ -91,10 +86,10 @@ def measure_head_spread(bundle_dir: str | Path, data: str | Path, clips: int = 1
         if example.has_pose:
             noise = head_noise(done, example.emotion.shape[0], cfg.d_model, sigma=cfg.head_noise_sigma)
             motion = bundle.model.generate(example.context[None], example.emotion[None], torch.tensor([example.subject]), noise=noise, with_head=True)
-            truth.append(rotation_vectors(example.target.rotation.numpy()).std(axis=0))
+            truth.append(matrices_to_rotvecs(example.target.rotation.numpy()).std(axis=0))
             rotation = motion.rotation[0].float().numpy()
-            model.append(rotation_vectors(rotation).std(axis=0))
-            smoothed.append(rotation_vectors(smooth_head_motion(rotation, np.zeros((len(rotation), 3), np.float32), weight)[0]).std(axis=0))
+            model.append(matrices_to_rotvecs(rotation).std(axis=0))
+            smoothed.append(matrices_to_rotvecs(smooth_head_motion(rotation, np.zeros((len(rotation), 3), np.float32), weight)[0]).std(axis=0))
             if bundle.emotion_hearing is not None:
                 n = len(example.target.rotation)
                 probs = bundle.emotion_hearing.take(load_audio(corpus.wav_path(clip.name)), n, cfg.fps)
@@ -128,4 +123,4 @@ def write_head_balance(bundle_dir: str | Path, data: str | Path, clips: int = 12
     return {**measure, "balance": config.head_axis_balance}
 
 
-__all__ = ["HeadBalanceError", "measure_head_spread", "rotation_vectors", "spread_clips", "write_head_balance"]
+__all__ = ["HeadBalanceError", "measure_head_spread", "spread_clips", "write_head_balance"]
