@@ -49,8 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     balance.add_argument("--data", required=True, type=Path, help="corpus in the BIWI layout with poses/CLIP.npz (`talking-head corpus build`); "
                          "its training takes are measured")
     balance.add_argument("--clips", type=int, default=120, help="at most this many training takes, spread over the split (default 120)")
-    balance.add_argument("--smoothing", type=float, default=None, metavar="SECONDS",
-                         help="time constant of the head smoothing, written with the balance (default: the bundle's head_smoothing_s; 0: none)")
+    balance.add_argument("--smoothing", type=float, nargs="+", default=None, metavar="SECONDS",
+                         help="time constant of the head smoothing, written with the balance: one, or three for nod, turn and tilt "
+                         "(default: the bundle's head_smoothing_s; 0: none)")
     balance.add_argument("--cache", type=Path, default=None, help="feature cache (default DATA/.cache, as `train`)")
     balance.set_defaults(run=_run_bundle_head_balance)
     hearing = kinds.add_parser("hearing", help="emotion hearing: what a voice is heard as from its prosody, fitted on speech with audible emotion")
@@ -227,18 +228,22 @@ def _run_bundle_head_balance(args: argparse.Namespace) -> int:
 
     if args.clips < 1:
         raise checks.UsageError(f"--clips must be at least 1 (got {args.clips})")
-    if args.smoothing is not None and not 0 <= args.smoothing <= 2:
-        raise checks.UsageError(f"--smoothing must be 0 to 2 seconds (got {args.smoothing})")
+    smoothing = args.smoothing
+    if smoothing is not None:
+        if len(smoothing) not in (1, 3) or not all(0 <= s <= 2 for s in smoothing):
+            raise checks.UsageError(f"--smoothing takes one or three (nod, turn, tilt) times from 0 to 2 seconds (got {' '.join(f'{s:g}' for s in smoothing)})")
+        smoothing = smoothing[0] if len(smoothing) == 1 else list(smoothing)
     with _ProgressBar(stage="measuring", min_total=0) as bar:
         m = write_head_balance(args.bundle, args.data, args.clips, args.cache, progress=lambda done, total: bar("measuring", done, total),
-                               smoothing_s=args.smoothing)
+                               smoothing_s=smoothing)
 
     def show(values: list[float]) -> str:
         return " / ".join(f"{v:.2f}" for v in values)
 
+    times = m["smoothing_s"] if isinstance(m["smoothing_s"], list) else [m["smoothing_s"]]
     print(f"wrote head_axis_balance {show(m['balance'])} (x nod / y turn / z tilt) into {args.bundle / 'config.json'}: on {m['takes']} training takes "
           f"the head turns {show(m['truth'])} degrees in the corpus, {show(m['model'])} from Gh (std over time)"
-          + (f", {show(m['smoothed'])} smoothed over {m['smoothing_s']:g} s" if m["smoothing_s"] > 0 else "")
+          + (f", {show(m['smoothed'])} smoothed over {' / '.join(f'{s:g}' for s in times)} s" if any(s > 0 for s in times) else "")
           + ("" if m["heard_amplitude_mean"] is None else f"; heard head amplitude {m['heard_amplitude_mean']:.3f} on average (heard_head_amplitude_mean)"))
     return 0
 

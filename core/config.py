@@ -60,8 +60,9 @@ class ModelConfig:
     # (core/emotion_direction.py heard_amplitude divides by it; `bundle head-balance` writes it).
     heard_head_amplitude_mean: float | None = None
     # Time constant (seconds) of a causal exponential average on the head motion, last of all
-    # (core/head_balance.py); 0: as Gh makes it.
-    head_smoothing_s: float = 0.0
+    # (core/head_balance.py); 0: as Gh makes it. A list of 3: one per rotation axis (nod, turn,
+    # tilt), the translation taking the nod's.
+    head_smoothing_s: float | list[float] = 0.0
     # Ablation switches (METHOD.md section 7): drop Ln, drop Lcon, drop the head synthesizer,
     # or drop the emotion stage altogether (the FaceFormer-style baseline).
     single_stage: bool = False
@@ -110,7 +111,9 @@ class ModelConfig:
                and all(_is_number(g) and 0 <= g < 100 for g in self.head_axis_balance)), "null or a list of 3 numbers from 0 to 100 (x, y, z)")
         _check(self, "heard_head_amplitude_mean", self.heard_head_amplitude_mean is None or (
             _is_number(self.heard_head_amplitude_mean) and 0.1 <= self.heard_head_amplitude_mean <= 10), "null or a number from 0.1 to 10")
-        _check(self, "head_smoothing_s", _is_number(self.head_smoothing_s) and 0 <= self.head_smoothing_s <= 2, "a number of seconds from 0 to 2")
+        smoothing = self.head_smoothing_s if isinstance(self.head_smoothing_s, (list, tuple)) else [self.head_smoothing_s]
+        _check(self, "head_smoothing_s", len(smoothing) in (1, 3) and all(_is_number(s) and 0 <= s <= 2 for s in smoothing),
+               "a number of seconds from 0 to 2, or a list of 3 (nod, turn, tilt)")
         _check(self, "pivot", self.pivot is None or (isinstance(self.pivot, (list, tuple)) and len(self.pivot) == 3 and all(map(_is_number, self.pivot))),
                "null or a list of 3 numbers")
         _check(self, "landmarks", self.landmarks is None or (isinstance(self.landmarks, dict) and all(

@@ -17,7 +17,10 @@ Smoothing: Gh's head shakes from frame to frame (the std of its steps is 0.7-0.8
 time; the corpus's 0.1-0.3). config.json `head_smoothing_s` (0: off) passes the rotation vectors
 and translation through a causal exponential average of that time constant, last of all, the
 same for a take and a stream (which carries the filter's state from block to block); the fit
-measures Gh smoothed and gives the amplitude the smoothing takes back in the balance.
+measures Gh smoothed and gives the amplitude the smoothing takes back in the balance. One time
+constant per rotation axis (a list of 3: nod, turn, tilt; the translation takes the nod's),
+because the corpus's heads turn and tilt more slowly than they nod (steps 0.14 and 0.07 of the
+spread against the nod's 0.28), so one constant left the turn and tilt shaking (README, Head motion).
 """
 
 from __future__ import annotations
@@ -47,25 +50,31 @@ def balance_head_motion(rotation: np.ndarray, balance: Sequence[float] | None) -
     return quaternions_to_matrices(scale_rotation_axes(q, np.asarray(balance, np.float64))).astype(rotation.dtype)
 
 
-def smoothing_weight(seconds: float, fps: float) -> float:
-    """The weight of each new frame in an exponential average of time constant `seconds` (1: none)."""
+def smoothing_weight(seconds: float | Sequence[float], fps: float) -> float | np.ndarray:
+    """The weight of each new frame in an exponential average of time constant `seconds` (1: none);
+    for 3 constants (nod, turn, tilt), (3,) weights."""
+    if isinstance(seconds, (list, tuple, np.ndarray)):
+        return np.array([smoothing_weight(float(s), fps) for s in seconds])
     return 1.0 if seconds <= 0 else float(1.0 - np.exp(-1.0 / (seconds * fps)))
 
 
-def smooth_head_motion(rotation: np.ndarray, translation: np.ndarray, weight: float,
+def smooth_head_motion(rotation: np.ndarray, translation: np.ndarray, weight: float | np.ndarray,
                        last: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
     """(N, 3, 3) rotations and (N, 3) translations through a causal exponential average,
-    y_t = y_(t-1) + weight (x_t - y_(t-1)), on the rotation vectors. `last`: the previous frame's
+    y_t = y_(t-1) + weight (x_t - y_(t-1)), on the rotation vectors. `weight`: one for all, or
+    (3,) one per rotation axis (the translation takes the first's). `last`: the previous frame's
     filtered (rotation vector, translation), from the block before (a stream); without it the
     first frame starts the average. -> rotation, translation, the new `last`"""
-    if weight >= 1.0 or len(rotation) == 0:
+    weights = np.broadcast_to(np.asarray(weight, np.float64), (3,))
+    if (weights >= 1.0).all() or len(rotation) == 0:
         return rotation, translation, last
+    weights = np.concatenate([weights, np.full(3, weights[0])])  # (6,): rotation axes, then translation
     rotvec = matrices_to_rotvecs(rotation)
     x = np.concatenate([rotvec, np.asarray(translation, np.float64)], axis=1)  # (N, 6)
     y = np.empty_like(x)
     previous = x[0] if last is None else np.concatenate(last)
     for t in range(len(x)):  # a plain loop: scipy.signal's filter costs a second of import in every animate
-        previous = previous + weight * (x[t] - previous)
+        previous = previous + weights * (x[t] - previous)
         y[t] = previous
     out = quaternions_to_matrices(rotvecs_to_quaternions(y[:, :3])).astype(rotation.dtype)
     return out, y[:, 3:].astype(translation.dtype), (y[-1, :3].copy(), y[-1, 3:].copy())

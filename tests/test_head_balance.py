@@ -66,6 +66,31 @@ def test_smoothing_is_a_causal_average_that_a_stream_can_carry_from_block_to_blo
     np.testing.assert_allclose(smooth_head_motion(changed, moved, weight)[0][:40], out[:40], atol=1e-6)  # causal: no look-ahead
 
 
+def test_each_axis_can_have_its_own_time_constant():
+    rng = np.random.default_rng(4)
+    rotvec = np.cumsum(rng.normal(0, 0.004, (80, 3)), axis=0)
+    rotation = Rotation.from_rotvec(rotvec).as_matrix().astype(np.float32)
+    moved = rng.normal(0, 0.001, (80, 3)).astype(np.float32)
+    weights = smoothing_weight([0.14, 0.4, 0.8], 25)
+    assert weights.shape == (3,) and weights[0] == smoothing_weight(0.14, 25) and weights[0] > weights[1] > weights[2]
+    out, out_moved, last = smooth_head_motion(rotation, moved, weights)
+    got = Rotation.from_matrix(out).as_rotvec()
+    for axis in range(3):  # each rotation-vector component through its own average
+        one = Rotation.from_matrix(smooth_head_motion(rotation, moved, float(weights[axis]))[0]).as_rotvec()
+        np.testing.assert_allclose(got[:, axis], one[:, axis], atol=1e-5)
+    np.testing.assert_allclose(out_moved, smooth_head_motion(rotation, moved, float(weights[0]))[1], atol=1e-7)  # translation: the nod's
+    steps = np.diff(got, axis=0).std(axis=0) / got.std(axis=0)
+    assert steps[2] < steps[1] < steps[0]  # the slower the constant, the less it shakes
+    first = smooth_head_motion(rotation[:30], moved[:30], weights)
+    second = smooth_head_motion(rotation[30:], moved[30:], weights, first[2])
+    np.testing.assert_allclose(np.concatenate([first[0], second[0]]), out, atol=1e-6)  # a stream's blocks: the same
+    assert smooth_head_motion(rotation, moved, smoothing_weight([0, 0, 0], 25))[0] is rotation
+    assert ModelConfig(n_vertices=10, subjects=["A"], head_smoothing_s=[0.14, 0.4, 0.8]).head_smoothing_s == [0.14, 0.4, 0.8]
+    for bad in ([0.14, 0.4], [0.1, -0.2, 0.3], [0.1, 3.0, 0.3], [0.1, "x", 0.3]):
+        with pytest.raises(BundleError, match="head_smoothing_s"):
+            ModelConfig(n_vertices=10, subjects=["A"], head_smoothing_s=bad)
+
+
 @pytest.mark.parametrize("value", [[1.0, 2.0], [1.0, -0.5, 1.0], [1.0, float("nan"), 1.0], "1 1 1"])
 def test_a_bad_balance_in_config_is_refused_in_one_line(value):
     with pytest.raises(BundleError, match="head_axis_balance"):
@@ -162,8 +187,16 @@ def test_the_fit_measures_the_training_takes_and_writes_the_balance(posed, tmp_p
     assert written["head_smoothing_s"] == 0.2 and m["smoothing_s"] == 0.2 and m["smoothed"][0] < m["model"][0]
     # the smoothed motion balanced back to the size Gh's had: all on x
     assert written["head_axis_balance"][0] == pytest.approx(np.linalg.norm(m["model"]) / m["smoothed"][0], rel=1e-3)
-    code, _, err = run_cli_captured(capsys, "bundle", "head-balance", str(bundle), "--data", str(corpus), "--smoothing", "5")
-    assert code == 2 and "--smoothing must be 0 to 2 seconds" in err
+    code, out, err = run_cli_captured(capsys, "bundle", "head-balance", str(bundle), "--data", str(corpus), "--clips", "3",
+                                      "--cache", str(tmp_path / "cache"), "--smoothing", "0.2", "0.5", "1")
+    assert code == 0, err
+    written = json.loads((bundle / "config.json").read_text())
+    assert written["head_smoothing_s"] == [0.2, 0.5, 1.0] and "smoothed over 0.2 / 0.5 / 1 s" in out
+    m = measure_head_spread(bundle, corpus, 3, tmp_path / "cache")
+    assert m["smoothing_s"] == [0.2, 0.5, 1.0] and written["head_axis_balance"][0] == pytest.approx(np.linalg.norm(m["model"]) / m["smoothed"][0], rel=1e-3)
+    for bad in (["5"], ["0.2", "0.5"]):
+        code, _, err = run_cli_captured(capsys, "bundle", "head-balance", str(bundle), "--data", str(corpus), "--smoothing", *bad)
+        assert code == 2 and "--smoothing takes one or three (nod, turn, tilt) times from 0 to 2 seconds" in err and len(err.strip().splitlines()) == 1
 
 
 def test_with_a_hearing_the_fit_also_writes_the_mean_heard_amplitude(posed, tmp_path, capsys):

@@ -54,10 +54,10 @@ def spread_clips(clips: list, count: int) -> list:
 
 @torch.no_grad()
 def measure_head_spread(bundle_dir: str | Path, data: str | Path, clips: int = 120, cache: str | Path | None = None,
-                        progress: Callable[[int, int], None] | None = None, smoothing_s: float | None = None) -> dict:
+                        progress: Callable[[int, int], None] | None = None, smoothing_s: float | list[float] | None = None) -> dict:
     """Per-axis std over time (degrees, averaged over takes) of the ground truth's and Gh's head
-    rotation on up to `clips` training takes of `data` (Gh's also smoothed with `smoothing_s`,
-    default the bundle's `head_smoothing_s`), and the mean heard head amplitude over them (None
+    rotation on up to `clips` training takes of `data` (Gh's also smoothed with `smoothing_s`, one
+    time constant or three for nod, turn and tilt, default the bundle's `head_smoothing_s`), and the mean heard head amplitude over them (None
     without a hearing and head ratios). -> {"truth": [x, y, z], "model": [...], "smoothed":
     [...], "takes": n, "heard_amplitude_mean": a or None, "smoothing_s": s}"""
     bundle_dir, data = Path(bundle_dir), Path(data)
@@ -106,7 +106,7 @@ def measure_head_spread(bundle_dir: str | Path, data: str | Path, clips: int = 1
 
 
 def write_head_balance(bundle_dir: str | Path, data: str | Path, clips: int = 120, cache: str | Path | None = None,
-                       progress: Callable[[int, int], None] | None = None, smoothing_s: float | None = None) -> dict:
+                       progress: Callable[[int, int], None] | None = None, smoothing_s: float | list[float] | None = None) -> dict:
     """Measure (`measure_head_spread`, Gh as it is, whatever balance the bundle holds) and write
     config.json's `head_axis_balance`, `heard_head_amplitude_mean` and `head_smoothing_s`: the
     balance gives Gh's smoothed motion the corpus's proportions at the size Gh's motion had before
@@ -118,7 +118,8 @@ def write_head_balance(bundle_dir: str | Path, data: str | Path, clips: int = 12
     config.head_axis_balance = [round(float(b), 4) for b in balance]
     mean = measure["heard_amplitude_mean"]
     config.heard_head_amplitude_mean = None if mean is None else round(mean, 4)
-    config.head_smoothing_s = float(measure["smoothing_s"])
+    smoothing = measure["smoothing_s"]
+    config.head_smoothing_s = [float(v) for v in smoothing] if isinstance(smoothing, (list, tuple)) else float(smoothing)
     config.save(config_path)
     return {**measure, "balance": config.head_axis_balance}
 

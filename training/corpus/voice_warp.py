@@ -96,7 +96,8 @@ def warp_voice(samples: np.ndarray, warp: Warp) -> np.ndarray:
         log_f0 = centre + (np.log(f0[voiced]) - centre) * warp.pitch_range + np.log(warp.pitch)
         f0 = f0.copy()
         f0[voiced] = np.clip(np.exp(log_f0), 50.0, 600.0)
-    envelope = warp_envelope(envelope, warp.formant)
+    if warp.formant != 1.0:  # shift_pitch's warps keep the vocal tract: no interpolation to make
+        envelope = warp_envelope(envelope, warp.formant)
     if warp.rate != 1.0:
         f0, (envelope, aperiodicity) = retime(f0, voiced, [envelope, aperiodicity], warp.rate)
     y = synthesise(f0, envelope, aperiodicity)[: int(round(len(samples) / warp.rate))]
