@@ -54,6 +54,14 @@ def build_parser() -> argparse.ArgumentParser:
                          "(default: the bundle's head_smoothing_s; 0: none)")
     balance.add_argument("--cache", type=Path, default=None, help="feature cache (default DATA/.cache, as `train`)")
     balance.set_defaults(run=_run_bundle_head_balance)
+    heard_head = kinds.add_parser("heard-head", help="the head amplitude per heard emotion, fitted on a corpus whose voices carry their emotion "
+                                  "(config.json heard_head_amplitudes; after head-balance)")
+    heard_head.add_argument("bundle", type=Path, help="bundle folder with a trained Gh and an emotion hearing")
+    heard_head.add_argument("--data", required=True, type=Path, help="corpus in the BIWI layout with poses/CLIP.npz whose voices carry their emotion "
+                            "(`talking-head corpus revoice`); its training takes are measured")
+    heard_head.add_argument("--clips", type=int, default=200, help="at most this many training takes, spread over the split (default 200)")
+    heard_head.add_argument("--cache", type=Path, default=None, help="feature cache (default DATA/.cache, as `train`)")
+    heard_head.set_defaults(run=_run_bundle_heard_head)
     hearing = kinds.add_parser("hearing", help="emotion hearing: what a voice is heard as from its prosody, fitted on speech with audible emotion")
     hearing.add_argument("bundle", type=Path, help="bundle folder (emotion_hearing.json is written into it)")
     hearing.add_argument("--speech", required=True, type=Path, nargs="+", help="speech sets with audible emotion (`talking-head corpus emotion-voices`); "
@@ -245,6 +253,27 @@ def _run_bundle_head_balance(args: argparse.Namespace) -> int:
           f"the head turns {show(m['truth'])} degrees in the corpus, {show(m['model'])} from Gh (std over time)"
           + (f", {show(m['smoothed'])} smoothed over {' / '.join(f'{s:g}' for s in times)} s" if any(s > 0 for s in times) else "")
           + ("" if m["heard_amplitude_mean"] is None else f"; heard head amplitude {m['heard_amplitude_mean']:.3f} on average (heard_head_amplitude_mean)"))
+    if m["heard_head_amplitudes_cleared"]:
+        print(f"heard_head_amplitudes cleared (fitted with the previous balance): run `talking-head bundle heard-head {args.bundle} --data CORPUS` again")
+    return 0
+
+
+def _run_bundle_heard_head(args: argparse.Namespace) -> int:
+    from ..training.head_balance import fit_heard_head_amplitudes
+
+    if args.clips < 1:
+        raise checks.UsageError(f"--clips must be at least 1 (got {args.clips})")
+    with _ProgressBar(stage="measuring", min_total=0) as bar:
+        m = fit_heard_head_amplitudes(args.bundle, args.data, args.clips, args.cache, progress=lambda done, total: bar("measuring", done, total))
+    amplitudes = ", ".join(f"{label} {w:.2f}" for label, w in m["amplitudes"].items())
+
+    def way(name: str) -> str:
+        f = m[name]
+        return f"{f['emotional_over_neutral']:.2f} times, correlation {f['correlation_with_truth']:.2f}"
+
+    print(f"wrote heard_head_amplitudes ({amplitudes}) into {args.bundle / 'config.json'}: on {m['takes']} training takes the emotional takes' heads "
+          f"move {m['truth']['emotional_over_neutral']:.2f} times as much as the neutral ones' in the corpus; now {way('fitted')}"
+          + (f" (with the class ratios {way('ratios')})" if "ratios" in m else ""))
     return 0
 
 

@@ -103,7 +103,8 @@ def model_rotations(animator, samples: np.ndarray, seeds: list[int], subject: st
     for seed in seeds:
         motion = bundle.model.generate(context, emotion, index, noise=head_noise(seed, emotion.shape[1], cfg.d_model, sigma=cfg.head_noise_sigma), with_head=True)
         rotation = motion.rotation[0].float().numpy()
-        amplitude = None if hearing is None else heard_amplitude(probs.numpy(), hearing.labels, bundle.emotion_prototypes, cfg.heard_head_amplitude_mean)
+        amplitude = None if hearing is None else heard_amplitude(probs.numpy(), hearing.labels, bundle.emotion_prototypes, cfg.heard_head_amplitude_mean,
+                                                                   cfg.heard_head_amplitudes)
         if amplitude is not None:
             rotation = scale_head_motion(rotation, np.zeros((len(rotation), 3), np.float32), amplitude)[0]
         out.append(finish_head_motion(rotation, np.zeros((len(rotation), 3), np.float32), cfg)[0])

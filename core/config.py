@@ -59,6 +59,11 @@ class ModelConfig:
     # The mean over the corpus's training takes of the head amplitude the heard emotion gives
     # (core/emotion_direction.py heard_amplitude divides by it; `bundle head-balance` writes it).
     heard_head_amplitude_mean: float | None = None
+    # One number per emotion label: the head amplitude of a voice heard wholly as that class,
+    # fitted on a corpus whose voices carry their emotion (training/head_balance.py
+    # `fit_heard_head_amplitudes`, `talking-head bundle heard-head`); where present it replaces
+    # the corpus's class ratios over heard_head_amplitude_mean. None: the ratios.
+    heard_head_amplitudes: list[float] | None = None
     # Time constant (seconds) of a causal exponential average on the head motion, last of all
     # (core/head_balance.py); 0: as Gh makes it. A list of 3: one per rotation axis (nod, turn,
     # tilt), the translation taking the nod's.
@@ -111,6 +116,10 @@ class ModelConfig:
                and all(_is_number(g) and 0 <= g < 100 for g in self.head_axis_balance)), "null or a list of 3 numbers from 0 to 100 (x, y, z)")
         _check(self, "heard_head_amplitude_mean", self.heard_head_amplitude_mean is None or (
             _is_number(self.heard_head_amplitude_mean) and 0.1 <= self.heard_head_amplitude_mean <= 10), "null or a number from 0.1 to 10")
+        _check(self, "heard_head_amplitudes", self.heard_head_amplitudes is None or (
+            isinstance(self.heard_head_amplitudes, (list, tuple)) and len(self.heard_head_amplitudes) == len(self.emotion_labels)
+            and all(_is_number(a) and 0 <= a <= 10 for a in self.heard_head_amplitudes)),
+            f"null or one number from 0 to 10 per emotion label ({len(self.emotion_labels)})")
         smoothing = self.head_smoothing_s if isinstance(self.head_smoothing_s, (list, tuple)) else [self.head_smoothing_s]
         _check(self, "head_smoothing_s", len(smoothing) in (1, 3) and all(_is_number(s) and 0 <= s <= 2 for s in smoothing),
                "a number of seconds from 0 to 2, or a list of 3 (nod, turn, tilt)")

@@ -32,6 +32,8 @@ and numpy (torch only inside `apply`), so Blender's side can build tracks.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import json
 import math
 from dataclasses import dataclass, field
@@ -401,7 +403,8 @@ def corpus_head_ratios(prototypes: EmotionPrototypes | None) -> np.ndarray | Non
     return corpus / neutral
 
 
-def heard_amplitude(heard: np.ndarray, labels: list[str], prototypes: EmotionPrototypes | None, mean: float | None = None) -> np.ndarray | None:
+def heard_amplitude(heard: np.ndarray, labels: list[str], prototypes: EmotionPrototypes | None, mean: float | None = None,
+                    fitted: Sequence[float] | None = None) -> np.ndarray | None:
     """(N,) the head amplitude of a voice heard as `heard` (N, C) (core/emotion_hearing.py):
     a = sum_c p_c r_c, r_c the corpus's head amplitude of class c over its neutral takes'
     (`corpus_head_ratios`), so a voice heard neutral keeps Gh's motion and one heard angry moves
@@ -413,7 +416,14 @@ def heard_amplitude(heard: np.ndarray, labels: list[str], prototypes: EmotionPro
     corpus's training takes (config.json `heard_head_amplitude_mean`, `bundle head-balance`), by
     which a is divided: Gh's motion matches the corpus's average take, not its neutral ones, and
     no voice is ever heard wholly neutral, so undivided a raised every take (the revoiced corpus's
-    neutral takes by 18%). None without those ratios or with other labels."""
+    neutral takes by 18%). None without those ratios or with other labels.
+
+    `fitted` (config.json `heard_head_amplitudes`, one per label): a = sum_c p_c w_c with w fitted
+    to the corpus's head amplitude on takes as the hearing hears them (training/head_balance.py
+    `fit_heard_head_amplitudes`), which takes its confusions into account: the class ratios
+    assume it hears every take's class, and it hears a neutral take 43% neutral."""
+    if fitted is not None and len(fitted) == len(labels):
+        return np.asarray(heard, dtype=np.float64) @ np.asarray(fitted, dtype=np.float64)
     ratios = corpus_head_ratios(prototypes)
     if ratios is None or list(labels) != list(prototypes.labels):
         return None

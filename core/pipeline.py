@@ -229,7 +229,8 @@ class Animator:
         if heard_emotion is not None:
             probs = torch.from_numpy(heard_emotion)
             # the voice's head moves as the corpus's takes of the heard emotion do
-            voice_amplitude = heard_amplitude(heard_emotion, bundle.emotion_hearing.labels, bundle.emotion_prototypes, cfg.heard_head_amplitude_mean)
+            voice_amplitude = heard_amplitude(heard_emotion, bundle.emotion_hearing.labels, bundle.emotion_prototypes, cfg.heard_head_amplitude_mean,
+                                              cfg.heard_head_amplitudes)
         # a directed emotion's learned head-motion amplitude (when the bundle has it), the voice's share as heard
         rotation, translation = direct_head_motion(rotation, translation, direction, bundle.emotion_prototypes, cfg.fps, voice_amplitude)
         rotation, translation, _ = finish_head_motion(rotation, translation, cfg)  # nod, turn and tilt in the corpus's proportions, less shake

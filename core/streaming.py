@@ -243,7 +243,8 @@ class Streamer:
             add_expressions(emotional, None, self.prototypes, self.fps, probs, self.hearing.labels)
         rotation = motion.rotation[0].float().cpu().numpy()
         translation = motion.translation[0].float().cpu().numpy()
-        amplitude = None if self.hearing is None else heard_amplitude(probs, self.hearing.labels, self.prototypes, self.config.heard_head_amplitude_mean)
+        amplitude = None if self.hearing is None else heard_amplitude(probs, self.hearing.labels, self.prototypes, self.config.heard_head_amplitude_mean,
+                                                                               self.config.heard_head_amplitudes)
         if amplitude is not None and len(rotation):  # the head moves as the heard emotion's takes do
             rotation, translation = scale_head_motion(rotation, translation, amplitude)
         rotation, translation, self._head_last = finish_head_motion(rotation, translation, self.config, self._head_last)  # as offline

@@ -226,6 +226,64 @@ def test_with_a_hearing_the_fit_also_writes_the_mean_heard_amplitude(posed, tmp_
     assert 0.8 < mean < 1.7 and "heard head amplitude" in out  # a mix of the ratios
 
 
+def test_the_head_amplitude_per_heard_class_is_fitted_used_and_cleared_by_a_new_balance(posed, tmp_path, capsys, clip_3s):
+    import shutil
+
+    from talking_head.core.bundle import ModelBundle
+    from talking_head.core.emotion_direction import PROTOTYPES, EmotionPrototypes, heard_amplitude
+    from talking_head.core.emotion_hearing import FILE, NAMES, EmotionHearing
+    from talking_head.core.pipeline import Animator
+    from talking_head.training.head_balance import fit_heard_head_amplitudes
+
+    corpus, source = posed
+    bundle = tmp_path / "bundle"
+    shutil.copytree(source, bundle)
+    config = json.loads((bundle / "config.json").read_text())
+    (bundle / "config.json").write_text(json.dumps({**config, "head_trained": True}))
+    cache = str(tmp_path / "cache")
+    code, _, err = run_cli_captured(capsys, "bundle", "heard-head", str(bundle), "--data", str(corpus), "--cache", cache)
+    assert code == 2 and "has no emotion hearing" in err and len(err.strip().splitlines()) == 1
+    labels = config["emotion_labels"]
+    rng = np.random.default_rng(5)
+    EmotionPrototypes(labels, rng.normal(size=(len(labels), config["emotion_dim"])).astype(np.float32),
+                      expressions=np.zeros((len(labels), V, 3), np.float32),
+                      expressions_measure={"head_amplitude_degrees": {k: {"corpus": v, "directed": 1.0, "takes": 4}
+                                                                      for k, v in zip(labels, (1.0, 1.4, 0.8, 1.7, 1.6))}}).save(bundle / PROTOTYPES)
+    # random weights (for the test only): the fit needs takes heard differently, not heard right
+    EmotionHearing(labels, np.zeros(len(NAMES)), np.ones(len(NAMES)), rng.normal(size=(len(labels), len(NAMES))), np.zeros(len(labels))).save(bundle / FILE)
+    code, _, err = run_cli_captured(capsys, "bundle", "heard-head", str(bundle), "--data", str(corpus), "--cache", cache, "--clips", "3")
+    assert code == 2 and "needs at least 5" in err and len(err.strip().splitlines()) == 1
+
+    code, out, err = run_cli_captured(capsys, "bundle", "heard-head", str(bundle), "--data", str(corpus), "--cache", cache)
+    assert code == 0, err
+    written = json.loads((bundle / "config.json").read_text())["heard_head_amplitudes"]
+    assert "wrote heard_head_amplitudes" in out and "on 8 training takes" in out and "with the class ratios" in out
+    report = fit_heard_head_amplitudes(bundle, corpus, cache=cache, write=False)
+    assert len(written) == 5 and min(written) >= 0 and max(written) > 0 and written == [round(w, 4) for w in report["amplitudes"].values()]
+    # least squares: the fitted sizes are at least as near the truth's as the class ratios' (scaled to their best)
+    assert report["fitted"]["mean_degrees"] == pytest.approx(report["truth"]["mean_degrees"], rel=0.5)
+    probs = rng.dirichlet(np.ones(5), size=7)
+    np.testing.assert_allclose(heard_amplitude(probs, labels, EmotionPrototypes.load(bundle / PROTOTYPES), 1.3, written), probs @ np.array(written))
+
+    # a take's head follows them: twice the amplitudes, twice the rotation vectors
+    from scipy.spatial.transform import Rotation
+
+    once = Animator(ModelBundle.load(bundle)).animate(clip_3s, seed=2)
+    config = json.loads((bundle / "config.json").read_text())
+    (bundle / "config.json").write_text(json.dumps({**config, "heard_head_amplitudes": [2 * w for w in written]}))
+    twice = Animator(ModelBundle.load(bundle)).animate(clip_3s, seed=2)
+    before, after = Rotation.from_matrix(once.rotation).as_rotvec(), Rotation.from_matrix(twice.rotation).as_rotvec()
+    assert np.abs(before).max() > 1e-4
+    np.testing.assert_allclose(after, 2 * before, atol=1e-5)
+
+    # a new balance makes them stale: cleared, and said
+    code, out, err = run_cli_captured(capsys, "bundle", "head-balance", str(bundle), "--data", str(corpus), "--clips", "3", "--cache", cache)
+    assert code == 0, err
+    assert json.loads((bundle / "config.json").read_text())["heard_head_amplitudes"] is None and "heard_head_amplitudes cleared" in out
+    with pytest.raises(BundleError, match="heard_head_amplitudes"):
+        ModelConfig(n_vertices=10, subjects=["A"], emotion_labels=labels, heard_head_amplitudes=[1.0, 1.0])
+
+
 def test_a_corpus_without_poses_is_refused_in_one_line(posed, tmp_path, capsys):
     import shutil
 
