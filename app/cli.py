@@ -46,21 +46,15 @@ def build_parser() -> argparse.ArgumentParser:
     balance = kinds.add_parser("head-balance", help="how Gh shares head motion between nod, turn and tilt, set to a corpus's proportions "
                                "(config.json head_axis_balance)")
     balance.add_argument("bundle", type=Path, help="bundle folder with a trained Gh (its config.json gets head_axis_balance)")
-    balance.add_argument("--data", required=True, type=Path, help="corpus in the BIWI layout with poses/CLIP.npz (`talking-head corpus build`); "
-                         "its training takes are measured")
-    balance.add_argument("--clips", type=int, default=120, help="at most this many training takes, spread over the split (default 120)")
+    _corpus_takes_arguments(balance, "(`talking-head corpus build`)", 120)
     balance.add_argument("--smoothing", type=float, nargs="+", default=None, metavar="SECONDS",
                          help="time constant of the head smoothing, written with the balance: one, or three for nod, turn and tilt "
                          "(default: the bundle's head_smoothing_s; 0: none)")
-    balance.add_argument("--cache", type=Path, default=None, help="feature cache (default DATA/.cache, as `train`)")
     balance.set_defaults(run=_run_bundle_head_balance)
     heard_head = kinds.add_parser("heard-head", help="the head amplitude per heard emotion, fitted on a corpus whose voices carry their emotion "
                                   "(config.json heard_head_amplitudes; after head-balance)")
     heard_head.add_argument("bundle", type=Path, help="bundle folder with a trained Gh and an emotion hearing")
-    heard_head.add_argument("--data", required=True, type=Path, help="corpus in the BIWI layout with poses/CLIP.npz whose voices carry their emotion "
-                            "(`talking-head corpus revoice`); its training takes are measured")
-    heard_head.add_argument("--clips", type=int, default=200, help="at most this many training takes, spread over the split (default 200)")
-    heard_head.add_argument("--cache", type=Path, default=None, help="feature cache (default DATA/.cache, as `train`)")
+    _corpus_takes_arguments(heard_head, "whose voices carry their emotion (`talking-head corpus revoice`)", 200)
     heard_head.set_defaults(run=_run_bundle_heard_head)
     hearing = kinds.add_parser("hearing", help="emotion hearing: what a voice is heard as from its prosody, fitted on speech with audible emotion")
     hearing.add_argument("bundle", type=Path, help="bundle folder (emotion_hearing.json is written into it)")
@@ -229,6 +223,13 @@ def _run_bundle_expressions(args: argparse.Namespace) -> int:
     print(f"wrote learned expressions for {', '.join(prototypes.labels)} into {args.bundle / 'emotion_prototypes.safetensors'}; "
           f"{m['takes']} validation emotional takes, vertex error with the voice / their labelled direction / and the expressions: {errors}")
     return 0
+
+
+def _corpus_takes_arguments(parser: argparse.ArgumentParser, which: str, clips: int) -> None:
+    """--data, --clips and --cache of the commands that measure a bundle on a corpus's training takes."""
+    parser.add_argument("--data", required=True, type=Path, help=f"corpus in the BIWI layout with poses/CLIP.npz {which}; its training takes are measured")
+    parser.add_argument("--clips", type=int, default=clips, help=f"at most this many training takes, spread over the split (default {clips})")
+    parser.add_argument("--cache", type=Path, default=None, help="feature cache (default DATA/.cache, as `train`)")
 
 
 def _run_bundle_head_balance(args: argparse.Namespace) -> int:

@@ -65,23 +65,17 @@ def spread_clips(clips: list, count: int) -> list:
     return [clips[i] for i in np.linspace(0, len(clips) - 1, count).round().astype(int)]
 
 
-@torch.no_grad()
-def measure_head_spread(bundle_dir: str | Path, data: str | Path, clips: int = 120, cache: str | Path | None = None,
-                        progress: Callable[[int, int], None] | None = None, smoothing_s: float | list[float] | None = None) -> dict:
-    """Per-axis std over time (degrees, averaged over takes) of the ground truth's and Gh's head
-    rotation on up to `clips` training takes of `data` (Gh's also smoothed with `smoothing_s`, one
-    time constant or three for nod, turn and tilt, default the bundle's `head_smoothing_s`), and the mean heard head amplitude over them (None
-    without a hearing and head ratios). -> {"truth": [x, y, z], "model": [...], "smoothed":
-    [...], "takes": n, "heard_amplitude_mean": a or None, "smoothing_s": s}"""
-    bundle_dir, data = Path(bundle_dir), Path(data)
+def _prepare(bundle_dir: Path, data: Path, clips: int, cache: str | Path | None, purpose: str) -> tuple:
+    """The bundle, its config, the corpus, up to `clips` of its training takes and their feature
+    cache, or a one-line HeadBalanceError (no Gh, another mesh, no poses). -> (bundle, cfg, corpus, takes, features, cache)"""
     bundle = ModelBundle.load(bundle_dir)
     cfg = bundle.config
     if bundle.model.head is None or not cfg.head_trained:
-        raise HeadBalanceError(f"the bundle {bundle_dir.name} has no trained head-motion synthesizer (Gh): there is no head motion to balance")
+        raise HeadBalanceError(f"the bundle {bundle_dir.name} has no trained head-motion synthesizer (Gh): there is no head motion to {purpose}")
     corpus = Corpus(data)
     if corpus.n_vertices != cfg.n_vertices:
         raise HeadBalanceError(f"{data} has faces of {corpus.n_vertices} vertices, the bundle {bundle_dir.name} {cfg.n_vertices}: "
-                               "the balance is measured on the corpus the bundle was trained on")
+                               "measure it on the corpus the bundle was trained on")
     if not corpus.has_poses:
         raise HeadBalanceError(f"{data} has no head poses (poses/CLIP.npz): nothing to measure Gh against")
     takes = spread_clips(corpus.subset("train"), clips)
@@ -91,26 +85,45 @@ def measure_head_spread(bundle_dir: str | Path, data: str | Path, clips: int = 1
     windows = (cfg.encode_window_s, cfg.encode_context_s)
     features = FeatureCache(cache / "features", ContextEncoder(bundle.encoder_source("context"), *windows),
                             EmotionEncoder(bundle.encoder_source("emotion"), *windows))
-    smoothing_s = cfg.head_smoothing_s if smoothing_s is None else smoothing_s
-    weight = smoothing_weight(smoothing_s, cfg.fps)
-    truth, model, smoothed, heard = [], [], [], []
+    return bundle, cfg, corpus, takes, features, cache
+
+
+def _gh_takes(bundle, corpus: Corpus, takes: list, features: FeatureCache, cache: Path, progress: Callable[[int, int], None] | None):
+    """(clip, example, Gh's rotations (N, 3, 3)) of each take with a head pose, generated as
+    `animate` makes it from the voice alone (noise seed = the take's position in the list)."""
+    cfg = bundle.config
     for done, clip in enumerate(takes):
         example = build_examples(corpus, [clip], features, list(cfg.subjects), cfg.k, cache, progress=False)[0]
         if example.has_pose:
             noise = head_noise(done, example.emotion.shape[0], cfg.d_model, sigma=cfg.head_noise_sigma)
             motion = bundle.model.generate(example.context[None], example.emotion[None], torch.tensor([example.subject]), noise=noise, with_head=True)
-            truth.append(matrices_to_rotvecs(example.target.rotation.numpy()).std(axis=0))
-            rotation = motion.rotation[0].float().numpy()
-            model.append(matrices_to_rotvecs(rotation).std(axis=0))
-            smoothed.append(matrices_to_rotvecs(smooth_head_motion(rotation, np.zeros((len(rotation), 3), np.float32), weight)[0]).std(axis=0))
-            if bundle.emotion_hearing is not None:
-                n = len(example.target.rotation)
-                probs = bundle.emotion_hearing.take(load_audio(corpus.wav_path(clip.name)), n, cfg.fps)
-                amplitude = heard_amplitude(probs, bundle.emotion_hearing.labels, bundle.emotion_prototypes)
-                if amplitude is not None:
-                    heard.append(float(amplitude.mean()))
+            yield clip, example, motion.rotation[0].float().numpy()
         if progress:
             progress(done + 1, len(takes))
+
+
+@torch.no_grad()
+def measure_head_spread(bundle_dir: str | Path, data: str | Path, clips: int = 120, cache: str | Path | None = None,
+                        progress: Callable[[int, int], None] | None = None, smoothing_s: float | list[float] | None = None) -> dict:
+    """Per-axis std over time (degrees, averaged over takes) of the ground truth's and Gh's head
+    rotation on up to `clips` training takes of `data` (Gh's also smoothed with `smoothing_s`, one
+    time constant or three for nod, turn and tilt, default the bundle's `head_smoothing_s`), and
+    the mean heard head amplitude over them (None without a hearing and head ratios). -> {"truth": [x, y, z], "model": [...], "smoothed":
+    [...], "takes": n, "heard_amplitude_mean": a or None, "smoothing_s": s}"""
+    bundle_dir, data = Path(bundle_dir), Path(data)
+    bundle, cfg, corpus, takes, features, cache = _prepare(bundle_dir, data, clips, cache, "balance")
+    smoothing_s = cfg.head_smoothing_s if smoothing_s is None else smoothing_s
+    weight = smoothing_weight(smoothing_s, cfg.fps)
+    truth, model, smoothed, heard = [], [], [], []
+    for clip, example, rotation in _gh_takes(bundle, corpus, takes, features, cache, progress):
+        truth.append(matrices_to_rotvecs(example.target.rotation.numpy()).std(axis=0))
+        model.append(matrices_to_rotvecs(rotation).std(axis=0))
+        smoothed.append(matrices_to_rotvecs(smooth_head_motion(rotation, np.zeros((len(rotation), 3), np.float32), weight)[0]).std(axis=0))
+        if bundle.emotion_hearing is not None:
+            probs = bundle.emotion_hearing.take(load_audio(corpus.wav_path(clip.name)), len(example.target.rotation), cfg.fps)
+            amplitude = heard_amplitude(probs, bundle.emotion_hearing.labels, bundle.emotion_prototypes)
+            if amplitude is not None:
+                heard.append(float(amplitude.mean()))
     if not truth:
         raise HeadBalanceError(f"{data}: none of its training takes has a head pose")
     return {"truth": np.degrees(np.mean(truth, axis=0)).tolist(), "model": np.degrees(np.mean(model, axis=0)).tolist(),
@@ -149,43 +162,21 @@ def fit_heard_head_amplitudes(bundle_dir: str | Path, data: str | Path, clips: i
     from scipy.optimize import nnls
 
     bundle_dir, data = Path(bundle_dir), Path(data)
-    bundle = ModelBundle.load(bundle_dir)
-    cfg = bundle.config
-    if bundle.model.head is None or not cfg.head_trained:
-        raise HeadBalanceError(f"the bundle {bundle_dir.name} has no trained head-motion synthesizer (Gh): there is no head motion to scale")
+    bundle, cfg, corpus, takes, features, cache = _prepare(bundle_dir, data, clips, cache, "scale")
     hearing = bundle.emotion_hearing
     if hearing is None:
         raise HeadBalanceError(f"the bundle {bundle_dir.name} has no emotion hearing: nothing hears the voices "
                                "(`talking-head bundle hearing` fits one)")
-    corpus = Corpus(data)
-    if corpus.n_vertices != cfg.n_vertices:
-        raise HeadBalanceError(f"{data} has faces of {corpus.n_vertices} vertices, the bundle {bundle_dir.name} {cfg.n_vertices}: "
-                               "the amplitudes are fitted on the corpus the bundle was trained on")
-    if not corpus.has_poses:
-        raise HeadBalanceError(f"{data} has no head poses (poses/CLIP.npz): nothing to fit the head amplitude to")
-    takes = spread_clips(corpus.subset("train"), clips)
     labels = list(hearing.labels)
     if len(takes) < len(labels):
         raise HeadBalanceError(f"{data}: {len(takes)} training takes to measure; fitting {len(labels)} amplitudes needs at least {len(labels)}")
-    cache = Path(cache) if cache else data / ".cache"
-    windows = (cfg.encode_window_s, cfg.encode_context_s)
-    features = FeatureCache(cache / "features", ContextEncoder(bundle.encoder_source("context"), *windows),
-                            EmotionEncoder(bundle.encoder_source("emotion"), *windows))
     truth, model, heard, emotional = [], [], [], []
-    for done, clip in enumerate(takes):
-        example = build_examples(corpus, [clip], features, list(cfg.subjects), cfg.k, cache, progress=False)[0]
-        if example.has_pose:
-            noise = head_noise(done, example.emotion.shape[0], cfg.d_model, sigma=cfg.head_noise_sigma)
-            motion = bundle.model.generate(example.context[None], example.emotion[None], torch.tensor([example.subject]), noise=noise, with_head=True)
-            rotation = motion.rotation[0].float().numpy()
-            rotation = finish_head_motion(rotation, np.zeros((len(rotation), 3), np.float32), cfg)[0]  # balanced and smoothed, as in a take
-            n = len(example.target.rotation)
-            truth.append(float(np.linalg.norm(matrices_to_rotvecs(example.target.rotation.numpy()).std(axis=0))))
-            model.append(float(np.linalg.norm(matrices_to_rotvecs(rotation).std(axis=0))))
-            heard.append(hearing.take(load_audio(corpus.wav_path(clip.name)), n, cfg.fps).mean(axis=0))
-            emotional.append(clip.emotional)
-        if progress:
-            progress(done + 1, len(takes))
+    for clip, example, rotation in _gh_takes(bundle, corpus, takes, features, cache, progress):
+        rotation = finish_head_motion(rotation, np.zeros((len(rotation), 3), np.float32), cfg)[0]  # balanced and smoothed, as in a take
+        truth.append(float(np.linalg.norm(matrices_to_rotvecs(example.target.rotation.numpy()).std(axis=0))))
+        model.append(float(np.linalg.norm(matrices_to_rotvecs(rotation).std(axis=0))))
+        heard.append(hearing.take(load_audio(corpus.wav_path(clip.name)), len(example.target.rotation), cfg.fps).mean(axis=0))
+        emotional.append(clip.emotional)
     if len(truth) < len(labels):
         raise HeadBalanceError(f"{data}: {len(truth)} training takes with head poses measured; fitting {len(labels)} amplitudes needs at least {len(labels)}")
     truth_, model_, heard_, emotional_ = np.array(truth), np.array(model), np.stack(heard).astype(np.float64), np.array(emotional)
