@@ -108,8 +108,9 @@ def measure_head_spread(bundle_dir: str | Path, data: str | Path, clips: int = 1
     """Per-axis std over time (degrees, averaged over takes) of the ground truth's and Gh's head
     rotation on up to `clips` training takes of `data` (Gh's also smoothed with `smoothing_s`, one
     time constant or three for nod, turn and tilt, default the bundle's `head_smoothing_s`), and
-    the mean heard head amplitude over them (None without a hearing and head ratios). -> {"truth": [x, y, z], "model": [...], "smoothed":
-    [...], "takes": n, "heard_amplitude_mean": a or None, "smoothing_s": s}"""
+    the mean heard head amplitude over them (None without a hearing and head ratios).
+    -> {"truth": [x, y, z], "model": [...], "smoothed": [...], "takes": n, "heard_amplitude_mean":
+    a or None, "smoothing_s": s}"""
     bundle_dir, data = Path(bundle_dir), Path(data)
     bundle, cfg, corpus, takes, features, cache = _prepare(bundle_dir, data, clips, cache, "balance")
     smoothing_s = cfg.head_smoothing_s if smoothing_s is None else smoothing_s
