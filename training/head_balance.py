@@ -184,9 +184,9 @@ def fit_heard_head_amplitudes(bundle_dir: str | Path, data: str | Path, clips: i
     design = model_[:, None] * heard_
     # A light pull towards the class ratios (or one common size without them), so a class the
     # takes are seldom heard as keeps a sensible amplitude instead of whatever fits a few takes.
-    prior = heard_amplitude(np.eye(len(labels)), labels, bundle.emotion_prototypes, cfg.heard_head_amplitude_mean)
-    if prior is None:
-        prior = np.full(len(labels), float(design.sum(axis=1) @ truth_ / max(float(design.sum(axis=1) @ design.sum(axis=1)), 1e-12)))
+    class_ratios = heard_amplitude(np.eye(len(labels)), labels, bundle.emotion_prototypes, cfg.heard_head_amplitude_mean)
+    # (each take's heard probabilities sum to 1, so one common size scales Gh's motion alone)
+    prior = class_ratios if class_ratios is not None else np.full(len(labels), float(model_ @ truth_ / max(float(model_ @ model_), 1e-12)))
     pull = np.sqrt(PULL * np.trace(design.T @ design) / len(labels))
     weights = nnls(np.vstack([design, pull * np.eye(len(labels))]), np.concatenate([truth_, pull * prior]))[0]
 
@@ -200,9 +200,8 @@ def fit_heard_head_amplitudes(bundle_dir: str | Path, data: str | Path, clips: i
                                "Gh barely moves the head on these takes")
     report = {"amplitudes": {label: round(float(w), 4) for label, w in zip(labels, weights)}, "takes": len(truth), "truth": figures(truth_),
               "fitted": figures(model_ * (heard_ @ weights))}
-    ratios = heard_amplitude(heard_, labels, bundle.emotion_prototypes, cfg.heard_head_amplitude_mean)
-    if ratios is not None:
-        report["ratios"] = figures(model_ * ratios)
+    if class_ratios is not None:
+        report["ratios"] = figures(model_ * (heard_ @ class_ratios))
     if write:
         config_path = bundle_dir / "config.json"
         config = ModelConfig.load(config_path)
